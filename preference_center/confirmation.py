@@ -1,0 +1,67 @@
+"""Blueprint: confirming a subscription from the emailed link (double opt-in).
+
+The GET only shows a button: mail scanners open every link, so only the
+POST from that page confirms.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from . import consent, tokens
+from .consent import Via
+from .extensions import db
+from .models import SUBSCRIBED, MailingList
+
+bp = Blueprint("confirmation", __name__)
+
+
+def subscription_from(token: str):
+    claims = tokens.verify(tokens.CONFIRM, token)
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=claims.scope.get("l"))
+    ).scalar_one_or_none()
+    subscription = mailing_list and consent.find_subscription(claims.contact, mailing_list)
+    if subscription is None:
+        raise tokens.InvalidLink
+    return subscription
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str):
+    """A page with one button; opening the link changes nothing."""
+    subscription = subscription_from(token)
+    return render_template(
+        "confirm.html",
+        token=token,
+        subscription=subscription,
+        manage_url=tokens.manage_url(subscription.contact),
+    )
+
+
+@bp.post("/confirm/<token>")
+def confirm(token: str):
+    """Confirm the pending subscription named by the link."""
+    subscription = subscription_from(token)
+    via = Via(
+        channel="email_confirmation",
+        actor="contact",
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string or None,
+    )
+    changed = consent.confirm(subscription, via)
+    db.session.commit()
+    name = subscription.mailing_list.name
+    if changed:
+        text_ = f"Confirmed: you will receive {name}."
+    elif subscription.state == SUBSCRIBED:
+        text_ = f"You already receive {name}."
+    else:
+        text_ = f"There is nothing to confirm for {name}. You can choose again on your page."
+    return render_template(
+        "message.html",
+        title="Thank you",
+        text=text_,
+        link=tokens.manage_url(subscription.contact),
+        link_text="See all your preferences",
+    )

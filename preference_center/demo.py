@@ -1,0 +1,153 @@
+"""The demo data set that tells the story of PRODUCT.md. Safe to load twice."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from . import consent
+from .consent import Provenance, Via
+from .extensions import db
+from .models import Address, Contact, ListNotice, MailingList, normalise_email
+
+LISTS = [
+    {
+        "slug": "personal-notes",
+        "name": "Dana's personal notes",
+        "description": "A few lines from Dana about life, books and the harbor.",
+        "frequency": "A few times a year",
+        "audience": "personal",
+    },
+    {
+        "slug": "market-insights",
+        "name": "Market Insights",
+        "description": "Harbor Financial's view of the markets, with charts.",
+        "frequency": "Monthly",
+        "audience": "business",
+    },
+    {
+        "slug": "offers-events",
+        "name": "Offers & Events",
+        "description": "Seminars, client events and offers from Harbor Financial.",
+        "frequency": "About twice a month",
+        "audience": "business",
+    },
+]
+
+DEMO_VIA = Via(channel="import", actor="demo loader")
+
+
+def ensure_list(**fields: str) -> MailingList:
+    """Create a list with its first notice version, unless it exists."""
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=fields["slug"])
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        mailing_list = MailingList(**fields, notice_version=1)
+        db.session.add(mailing_list)
+        db.session.flush()
+        db.session.add(
+            ListNotice(
+                list_id=mailing_list.id,
+                version=1,
+                name=mailing_list.name,
+                description=mailing_list.description,
+                frequency=mailing_list.frequency,
+            )
+        )
+    return mailing_list
+
+
+def ensure_contact(email: str, name: str) -> Contact:
+    """The contact owning ``email`` as a personal address, created if new."""
+    address = db.session.execute(
+        db.select(Address).filter_by(email=normalise_email(email))
+    ).scalar_one_or_none()
+    if address is not None:
+        return address.contact
+    contact = Contact(name=name)
+    contact.addresses.append(Address(email=normalise_email(email), kind="personal"))
+    db.session.add(contact)
+    db.session.flush()
+    return contact
+
+
+def load() -> list[Contact]:
+    """Load lists and the four story contacts; returns the contacts."""
+    lists = {spec["slug"]: ensure_list(**spec) for spec in LISTS}
+    db.session.flush()
+
+    sam = ensure_contact("sam.rivera@example.com", "Sam Rivera")
+    consent.place(
+        sam,
+        lists["market-insights"],
+        "invited",
+        Provenance(
+            source="networking import",
+            added_by="Dana Reyes",
+            basis="none",
+            evidence="Connected on LinkedIn on 15 Feb 2011 — a connection is not consent",
+            added_at=datetime(2011, 2, 15, 9, 30),
+        ),
+        DEMO_VIA,
+    )
+
+    alex = ensure_contact("alex.chen@example.com", "Alex Chen")
+    consent.place(
+        alex,
+        lists["market-insights"],
+        "subscribed",
+        Provenance(
+            source="harbor.example/signup",
+            added_by="signup form",
+            basis="double_opt_in",
+            evidence="Signup form on 3 Mar 2025 from 203.0.113.7, confirmed by email link",
+            added_at=datetime(2025, 3, 3, 14, 5),
+        ),
+        DEMO_VIA,
+    )
+
+    jordan = ensure_contact("jordan.patel@example.com", "Jordan Patel")
+    subscription, _ = consent.place(
+        jordan,
+        lists["offers-events"],
+        "subscribed",
+        Provenance(
+            source="seminar sign-in sheet",
+            added_by="Dana Reyes",
+            basis="express",
+            evidence="Ticked 'send me event invitations' at the 12 Sep 2024 seminar",
+            added_at=datetime(2024, 9, 12, 18, 0),
+        ),
+        DEMO_VIA,
+    )
+    consent.withdraw(subscription, Via(channel="preference_page", actor="contact"))
+
+    morgan = ensure_contact("morgan.lee@example.com", "Morgan Lee")
+    consent.place(
+        morgan,
+        lists["personal-notes"],
+        "subscribed",
+        Provenance(
+            source="Dana's address book",
+            added_by="Dana Reyes",
+            basis="personal",
+            evidence="Friends since university; Morgan asked to hear Dana's news",
+            added_at=datetime(2020, 6, 1, 12, 0),
+        ),
+        DEMO_VIA,
+    )
+    consent.place(
+        morgan,
+        lists["market-insights"],
+        "subscribed",
+        Provenance(
+            source="client records",
+            added_by="Dana Reyes",
+            basis="implied_purchase",
+            evidence="Bought a Harbor Financial portfolio review (invoice HF-2025-0311)",
+            basis_date=date(2025, 3, 2),
+            added_at=datetime(2025, 3, 4, 10, 0),
+        ),
+        DEMO_VIA,
+    )
+    return [sam, alex, jordan, morgan]

@@ -1,0 +1,72 @@
+"""One friendly page (or JSON error under /api) for every failure; never a trace."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db
+from .tokens import InvalidLink
+
+TITLES = {
+    400: "That request didn't make sense",
+    403: "Not allowed",
+    404: "Not found",
+    405: "That isn't how this page works",
+    409: "That didn't work",
+    413: "That was too much to send",
+    429: "Too many requests",
+    503: "We are briefly unavailable",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_page(status: int, text: str, code: str | None = None):
+    if wants_json():
+        body = {"error": {"code": code or str(status), "message": text}}
+        return jsonify(body), status
+    title = TITLES.get(status, "Something went wrong")
+    try:
+        return render_template("message.html", title=title, text=text), status
+    except Exception:  # noqa: BLE001 - the error page itself must never fail
+        return f"{title}. {text}", status, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(InvalidLink)
+    def invalid_link(_error):
+        # Tampered, expired, revoked or unknown: one answer, no hint which.
+        text = (
+            "This link isn't valid. It may be old or incomplete. "
+            "You can ask for a fresh link to be emailed to you."
+        )
+        return error_page(404, text, "invalid_link")
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_error):
+        db.session.rollback()
+        text = "This form has expired. Please reload the page and try again."
+        return error_page(400, text, "csrf")
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(_error):
+        db.session.rollback()
+        app.logger.warning("database unavailable during %s", request.path)
+        return error_page(503, "Please try again in a moment.", "unavailable")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        db.session.rollback()
+        text = error.description if error.code != 500 else "Something went wrong on our side."
+        return error_page(error.code or 500, text, error.name.lower().replace(" ", "_"))
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        db.session.rollback()
+        app.logger.exception("unhandled error on %s", request.path)
+        return error_page(500, InternalServerError.description, "internal")

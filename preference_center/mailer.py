@@ -1,0 +1,190 @@
+"""The outbox: mail is queued in the transaction of the change that caused it
+and delivered later by ``flask send-mail``, with retries and backoff.
+
+A change that rolls back takes its queued mail with it; a message is marked
+sent in the same transaction that claimed it, so it goes out once.
+Messages are built with an SMTP policy (998-character lines, no RFC 2047
+folding of the List-Unsubscribe URL) and quoted-printable bodies; Flask-Mail
+supplies the configured SMTP connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import ExitStack, suppress
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, make_msgid, parseaddr
+from typing import TYPE_CHECKING
+
+from flask import current_app, render_template
+
+from .extensions import db, mail
+from .models import Contact, MailingList, OutboxMessage, utcnow
+
+if TYPE_CHECKING:
+    from .models import Subscription
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=1)
+BATCH_SIZE = 50
+_POLICY = SMTP.clone(max_line_length=998)
+
+
+def queue(
+    kind: str,
+    to_email: str,
+    subject: str,
+    template: str,
+    *,
+    contact: Contact | None = None,
+    mailing_list: MailingList | None = None,
+    headers: dict[str, str] | None = None,
+    **context: object,
+) -> OutboxMessage:
+    """Render ``email/<template>.txt`` and ``.html`` and add them to the outbox."""
+    from . import tokens
+
+    if contact is not None:
+        context.setdefault("manage_url", tokens.manage_url(contact))
+    context.setdefault("organisation", current_app.config["ORGANISATION_NAME"])
+    context.setdefault("sender_name", current_app.config["SENDER_NAME"])
+    message = OutboxMessage(
+        kind=kind,
+        contact_id=contact.id if contact else None,
+        list_id=mailing_list.id if mailing_list else None,
+        to_email=to_email,
+        subject=subject,
+        text_body=render_template(f"email/{template}.txt", **context),
+        html_body=render_template(f"email/{template}.html", **context),
+        headers_json=json.dumps(headers or {}),
+    )
+    db.session.add(message)
+    return message
+
+
+def list_headers(contact: Contact, mailing_list: MailingList) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers for mail about ``mailing_list``."""
+    from . import tokens
+
+    domain = current_app.config["PUBLIC_BASE_URL"].split("//", 1)[-1].split("/")[0]
+    return {
+        "List-Id": f"{mailing_list.name} <{mailing_list.slug}.{domain.split(':')[0]}>",
+        "List-Unsubscribe": f"<{tokens.unsubscribe_url(contact, mailing_list.slug)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def delivery_address(subscription: Subscription) -> str:
+    """Where mail for this subscription goes (business routing included)."""
+    from .may_send import deliver_to
+
+    return deliver_to(subscription.contact, subscription.mailing_list, subscription)
+
+
+def queue_confirmation(subscription: Subscription) -> OutboxMessage:
+    """Ask the contact to confirm a pending subscription (double opt-in)."""
+    from . import tokens
+
+    contact, mailing_list = subscription.contact, subscription.mailing_list
+    token = tokens.sign(tokens.CONFIRM, contact, l=mailing_list.slug)
+    return queue(
+        "confirmation",
+        delivery_address(subscription),
+        f"Please confirm: {mailing_list.name}",
+        "confirmation",
+        contact=contact,
+        mailing_list=mailing_list,
+        mailing_list_=mailing_list,
+        confirm_url=f"{current_app.config['PUBLIC_BASE_URL']}/confirm/{token}",
+    )
+
+
+def queue_invitation(subscription: Subscription) -> OutboxMessage:
+    """The one polite question an invited contact ever gets for a list."""
+    contact, mailing_list = subscription.contact, subscription.mailing_list
+    subscription.invited_at = utcnow()
+    return queue(
+        "invitation",
+        delivery_address(subscription),
+        f"May {current_app.config['SENDER_NAME']} send you {mailing_list.name}?",
+        "invitation",
+        contact=contact,
+        mailing_list=mailing_list,
+        headers=list_headers(contact, mailing_list),
+        mailing_list_=mailing_list,
+        subscription=subscription,
+    )
+
+
+def build_message(outbox: OutboxMessage) -> EmailMessage:
+    """The MIME message for one outbox row: text and HTML parts, extra headers."""
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    name, address = parseaddr(sender)
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = formataddr((name, address)) if name else address
+    message["To"] = outbox.to_email
+    message["Subject"] = outbox.subject
+    message["Message-ID"] = make_msgid(f"outbox-{outbox.id}", domain=address.rsplit("@", 1)[-1])
+    for header, value in json.loads(outbox.headers_json).items():
+        message[header] = value
+    message.set_content(outbox.text_body, cte="quoted-printable")
+    message.add_alternative(outbox.html_body, subtype="html", cte="quoted-printable")
+    return message
+
+
+def _claim_next() -> OutboxMessage | None:
+    return db.session.execute(
+        db.select(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= utcnow())
+        .order_by(OutboxMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+
+
+def deliver_due(limit: int = BATCH_SIZE) -> tuple[int, int]:
+    """Send up to ``limit`` due messages; returns (sent, postponed).
+
+    Each message is claimed (FOR UPDATE SKIP LOCKED on PostgreSQL, so several
+    workers never take the same row; SQLite serialises writers), sent, and
+    marked sent in one transaction, one message at a time.
+    """
+    sent = postponed = 0
+    with ExitStack() as stack:
+        connection = None
+        while sent + postponed < limit:
+            outbox = _claim_next()
+            if outbox is None:
+                break
+            try:
+                if connection is None:
+                    connection = stack.enter_context(mail.connect())
+                message = build_message(outbox)
+                connection.host.sendmail(
+                    parseaddr(message["From"])[1], [outbox.to_email], message.as_bytes()
+                )
+            except Exception as error:  # noqa: BLE001 - any SMTP failure is retried later
+                _postpone(outbox, error)
+                postponed += 1
+                connection = None
+                with suppress(Exception):  # the connection may already be gone
+                    stack.close()
+            else:
+                outbox.sent_at = utcnow()
+                outbox.attempts += 1
+                sent += 1
+            db.session.commit()
+    db.session.rollback()
+    return sent, postponed
+
+
+def _postpone(outbox: OutboxMessage, error: Exception) -> None:
+    outbox.attempts += 1
+    delay = min(timedelta(seconds=15 * 2 ** (outbox.attempts - 1)), MAX_BACKOFF)
+    outbox.next_attempt_at = utcnow() + delay
+    outbox.last_error = f"{type(error).__name__}: {error}"[:1000]
+    log.warning("mail %s to outbox row %s postponed: %s", outbox.kind, outbox.id, error)

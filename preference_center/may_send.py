@@ -1,0 +1,98 @@
+"""One answer to "may I send list X to this address right now?"."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from .consent import effective_state
+from .extensions import db
+from .ledger import format_time
+from .models import (
+    BUSINESS,
+    BUSINESS_DECLINED,
+    EXPIRED,
+    INVITED,
+    PENDING,
+    SUBSCRIBED,
+    UNSUBSCRIBED,
+    Address,
+    Contact,
+    MailingList,
+    Subscription,
+    normalise_email,
+    utcnow,
+)
+
+_NOT_SENDABLE_REASON = {
+    INVITED: "The contact was invited and has not said yes.",
+    PENDING: "The contact said yes but has not confirmed by email yet.",
+    UNSUBSCRIBED: "The contact withdrew from this list.",
+    EXPIRED: "Implied consent for this list has ended.",
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    allowed: bool
+    status: str
+    basis: str | None
+    reason: str
+    deliver_to: str | None
+    expires_at: str | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def deliver_to(
+    contact: Contact, mailing_list: MailingList, subscription: Subscription | None
+) -> str | None:
+    """The address this list goes to for this contact.
+
+    Business lists go to a verified business address when the contact routed
+    them there; personal lists only when the contact chose so for that list.
+    """
+    business = contact.business_address
+    if business is not None and business.verified_at is not None:
+        if mailing_list.audience == BUSINESS and contact.business_mail_to_business_address:
+            return business.email
+        if subscription is not None and subscription.deliver_to_business:
+            return business.email
+    return contact.primary_email
+
+
+def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
+    """Decide whether ``list_slug`` may be sent to ``email`` now, and why."""
+    now = now or utcnow()
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=list_slug)
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        return Answer(False, "unknown_list", None, f"There is no list {list_slug!r}.", None, None)
+    address = db.session.execute(
+        db.select(Address).filter_by(email=normalise_email(email))
+    ).scalar_one_or_none()
+    if address is None or address.contact.erased_at is not None:
+        return Answer(False, "unknown", None, "This address is not a known contact.", None, None)
+    contact = address.contact
+    subscription = db.session.execute(
+        db.select(Subscription).filter_by(contact_id=contact.id, list_id=mailing_list.id)
+    ).scalar_one_or_none()
+    target = deliver_to(contact, mailing_list, subscription)
+    if subscription is None:
+        reason = "The contact is not on this list."
+        return Answer(False, "not_subscribed", None, reason, target, None)
+    state = effective_state(subscription, now)
+    expires = format_time(subscription.expires_at) if subscription.expires_at else None
+    basis = subscription.basis
+    if state != SUBSCRIBED:
+        return Answer(False, state, basis, _NOT_SENDABLE_REASON[state], target, expires)
+    if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
+        reason = "The contact declined all business messages."
+        return Answer(False, "business_declined", basis, reason, target, expires)
+    if target != address.email:
+        reason = f"This contact asked for this list at another address: send to {target}."
+        return Answer(False, "wrong_address", basis, reason, target, expires)
+    reason = "Subscribed" + (f" until {expires}." if expires else ".")
+    return Answer(True, SUBSCRIBED, basis, reason, target, expires)

@@ -1,0 +1,266 @@
+"""The data model: contacts, addresses, lists, subscriptions and the consent log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+# Subscription states (PRODUCT.md, "Words we use").
+INVITED = "invited"
+PENDING = "pending"
+SUBSCRIBED = "subscribed"
+UNSUBSCRIBED = "unsubscribed"
+EXPIRED = "expired"
+STATES = (INVITED, PENDING, SUBSCRIBED, UNSUBSCRIBED, EXPIRED)
+# The from-state of an event that creates a subscription.
+NO_SUBSCRIPTION = "none"
+
+# Legal bases, as the CLI and the API spell them.
+BASES = ("express", "double_opt_in", "implied_purchase", "implied_inquiry", "personal", "none")
+
+PERSONAL = "personal"
+BUSINESS = "business"
+AUDIENCES = (PERSONAL, BUSINESS)
+
+BUSINESS_ALLOWED = "allowed"
+BUSINESS_DECLINED = "declined"
+
+
+def utcnow() -> datetime:
+    """The current UTC time as a naive datetime (the database stores UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_public_id() -> str:
+    return uuid.uuid4().hex
+
+
+def normalise_email(email: str) -> str:
+    """Trim and lower-case an address so one mailbox has one row."""
+    return email.strip().lower()
+
+
+class Contact(db.Model):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Opaque identifier carried in signed links; never the email, never the id.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # Bumped to revoke every manage link issued so far.
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    business_contact: Mapped[str] = mapped_column(String(16), default=BUSINESS_ALLOWED)
+    # Business lists go to the verified business address when this is true.
+    business_mail_to_business_address: Mapped[bool] = mapped_column(Boolean, default=False)
+    receipts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Hash of the newest consent event of this contact: the head of its chain.
+    chain_head: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    addresses: Mapped[list[Address]] = relationship(
+        back_populates="contact", order_by="Address.id", cascade="all, delete-orphan"
+    )
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="contact", order_by="Subscription.id"
+    )
+
+    @property
+    def personal_address(self) -> Address | None:
+        return next((a for a in self.addresses if a.kind == PERSONAL), None)
+
+    @property
+    def business_address(self) -> Address | None:
+        return next((a for a in self.addresses if a.kind == BUSINESS), None)
+
+    @property
+    def primary_email(self) -> str | None:
+        address = self.personal_address or (self.addresses[0] if self.addresses else None)
+        return address.email if address else None
+
+
+class Address(db.Model):
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default=PERSONAL)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    contact: Mapped[Contact] = relationship(back_populates="addresses")
+
+
+class MailingList(db.Model):
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    frequency: Mapped[str] = mapped_column(String(200), default="")
+    audience: Mapped[str] = mapped_column(String(16), default=BUSINESS)
+    # Version of what the list promises (name, description, frequency).
+    notice_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    notices: Mapped[list[ListNotice]] = relationship(
+        back_populates="mailing_list", order_by="ListNotice.version"
+    )
+
+
+class ListNotice(db.Model):
+    """What a list promised at one version: the wording a consent event names."""
+
+    __tablename__ = "list_notices"
+    __table_args__ = (UniqueConstraint("list_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    frequency: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    mailing_list: Mapped[MailingList] = relationship(back_populates="notices")
+
+
+class Subscription(db.Model):
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("contact_id", "list_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    # Provenance: why this subscription exists.
+    source: Mapped[str] = mapped_column(String(200))
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    basis: Mapped[str] = mapped_column(String(32))
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    # The purchase or inquiry date behind an implied basis.
+    basis_date: Mapped[date | None] = mapped_column(Date)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    invited_at: Mapped[datetime | None] = mapped_column(DateTime)
+    disputed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    dispute_text: Mapped[str | None] = mapped_column(Text)
+    # A personal list the contact chose to receive at the business address.
+    deliver_to_business: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    contact: Mapped[Contact] = relationship(back_populates="subscriptions")
+    mailing_list: Mapped[MailingList] = relationship()
+
+
+class ConsentEvent(db.Model):
+    """One append-only row per change; hash-chained per contact.
+
+    No code path updates or deletes one; the database triggers of the
+    migration refuse it as well.
+    """
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_contact", "contact_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id"))
+    # Events written by one request share an id (e.g. "no business contact").
+    request_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    basis: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    notice_version: Mapped[int | None] = mapped_column(Integer)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    # Free detail: the contact's own words, an address change, a reason.
+    detail: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    contact: Mapped[Contact] = relationship()
+    mailing_list: Mapped[MailingList | None] = relationship()
+
+
+class OutboxMessage(db.Model):
+    """An email queued in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id"))
+    to_email: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    # JSON object of extra headers (List-Unsubscribe and friends).
+    headers_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AdminUser(db.Model):
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    # Flask-Login's user protocol.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    def get_id(self) -> str:
+        return str(self.id)

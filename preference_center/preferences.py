@@ -1,0 +1,250 @@
+"""Blueprint: the contact's preference page and its htmx endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from htmx_flask import make_response
+
+from . import consent, tokens, wording
+from .consent import ConsentError, Via
+from .extensions import db
+from .may_send import deliver_to
+from .models import (
+    BUSINESS,
+    BUSINESS_DECLINED,
+    PENDING,
+    PERSONAL,
+    SUBSCRIBED,
+    Contact,
+    MailingList,
+    Subscription,
+)
+
+bp = Blueprint("preferences", __name__)
+
+
+@dataclass
+class Row:
+    """What one list looks like to this contact."""
+
+    mailing_list: MailingList
+    subscription: Subscription | None
+    state: str | None
+    label: str
+    why: str | None
+    checked: bool
+    disabled: bool
+    affirmable: bool
+    disputable: bool
+    pending_to: str | None
+    message: str | None = None
+
+
+def contact_via() -> Via:
+    """The contact acting through this page, with the request's fingerprint."""
+    return Via(
+        channel="preference_page",
+        actor="contact",
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string or None,
+    )
+
+
+def contact_from(token: str) -> Contact:
+    """The contact a manage token names; any bad token is the same 404 page."""
+    return tokens.verify(tokens.MANAGE, token).contact
+
+
+def offered_lists() -> list[MailingList]:
+    return list(
+        db.session.execute(
+            db.select(MailingList)
+            .where(MailingList.archived_at.is_(None))
+            .order_by(MailingList.name)
+        ).scalars()
+    )
+
+
+def build_row(
+    contact: Contact, mailing_list: MailingList, subscription: Subscription | None
+) -> Row:
+    state = consent.effective_state(subscription) if subscription else None
+    declined = mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED
+    return Row(
+        mailing_list=mailing_list,
+        subscription=subscription,
+        state=state,
+        label=wording.STATE_LABELS.get(state, "Off — you are not on this list"),
+        why=wording.why(subscription) if subscription else None,
+        checked=state in (SUBSCRIBED, PENDING),
+        disabled=declined and state not in (SUBSCRIBED, PENDING),
+        affirmable=state == SUBSCRIBED and subscription.basis in consent.IMPLIED_MONTHS,
+        disputable=subscription is not None
+        and subscription.added_by != "you"
+        and subscription.disputed_at is None,
+        pending_to=wording.mask_email(deliver_to(contact, mailing_list, subscription))
+        if state == PENDING
+        else None,
+    )
+
+
+def rows_for(contact: Contact) -> dict[str, list[Row]]:
+    """Every list the contact is on, then every other list they could join."""
+    by_list = {s.list_id: s for s in contact.subscriptions}
+    sections: dict[str, list[Row]] = {PERSONAL: [], BUSINESS: []}
+    lists = offered_lists()
+    on_lists = [m for m in lists if m.id in by_list]
+    on_lists += [s.mailing_list for s in contact.subscriptions if s.mailing_list.archived_at]
+    for mailing_list in on_lists + [m for m in lists if m.id not in by_list]:
+        row = build_row(contact, mailing_list, by_list.get(mailing_list.id))
+        sections[mailing_list.audience].append(row)
+    return sections
+
+
+def page_context(token: str, contact: Contact, message: str | None = None) -> dict:
+    return {
+        "token": token,
+        "contact": contact,
+        "sections": rows_for(contact),
+        "masked_email": wording.mask_email(contact.primary_email),
+        "business_declined": contact.business_contact == BUSINESS_DECLINED,
+        "message": message,
+    }
+
+
+def wants_fragment() -> bool:
+    """Answer with a partial only for a plain htmx request (not boosted or restoring)."""
+    return (
+        bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+    )
+
+
+def fragment(template: str, **context):
+    response = make_response(render_template(template, **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def back_to_page(token: str, message: str, anchor: str | None = None):
+    """Without JavaScript: the whole page again (303), with what just happened."""
+    flash(message)
+    return redirect(url_for("preferences.page", token=token, _anchor=anchor), code=303)
+
+
+def find_list(slug: str) -> MailingList:
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=slug)
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        abort(404, description="There is no such list.")
+    return mailing_list
+
+
+def refused(error: ConsentError, token: str, row: Row | None = None):
+    """A change the rules refuse: nothing is written, the contact is told why."""
+    db.session.rollback()
+    if row is not None and wants_fragment():
+        row.message = str(error)
+        return fragment("preferences/_list_row.html", row=row, token=token)
+    return render_template("message.html", title="That didn't work", text=str(error)), 409
+
+
+@bp.get("/p/<token>")
+def page(token: str):
+    """The preference page: every list, its state, and why the contact is on it."""
+    contact = contact_from(token)
+    response = make_response(
+        render_template("preferences/page.html", **page_context(token, contact))
+    )
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.post("/p/<token>/lists/<slug>")
+def toggle(token: str, slug: str):
+    """Turn one list on or off; the htmx row or a 303 back to the page."""
+    contact = contact_from(token)
+    mailing_list = find_list(slug)
+    wanted = request.form.get("subscribed") == "yes"
+    subscription = consent.find_subscription(contact, mailing_list)
+    try:
+        if wanted:
+            notice = f"Ticked on the preference page (notice v{mailing_list.notice_version})"
+            changed = consent.opt_in(contact, mailing_list, contact_via(), evidence=notice)
+        else:
+            changed = subscription is not None and consent.withdraw(subscription, contact_via())
+    except ConsentError as error:
+        return refused(error, token, build_row(contact, mailing_list, subscription))
+    db.session.commit()
+    row = build_row(contact, mailing_list, consent.find_subscription(contact, mailing_list))
+    row.message = saved_message(row, changed)
+    if not wants_fragment():
+        return back_to_page(token, row.message, f"list-{slug}")
+    return fragment("preferences/_list_row.html", row=row, token=token)
+
+
+def saved_message(row: Row, changed: bool) -> str:
+    name = row.mailing_list.name
+    if not changed:
+        return "No change."
+    if row.state == PENDING:
+        return f"Almost done: we sent a confirmation link to {row.pending_to}."
+    if row.state == SUBSCRIBED:
+        return f"Saved: you will receive {name}."
+    return f"Saved: you will no longer receive {name}."
+
+
+@bp.post("/p/<token>/everything")
+def withdraw_everything(token: str):
+    """Unsubscribe from every list in one step."""
+    contact = contact_from(token)
+    count = consent.withdraw_everything(contact, contact_via())
+    db.session.commit()
+    message = (
+        f"Done: you are off every list ({count} changed)." if count else "You were on no list."
+    )
+    return sections_or_page(token, contact, message)
+
+
+@bp.post("/p/<token>/business")
+def business_choice(token: str):
+    """Allow or decline business messages; personal lists are never touched."""
+    contact = contact_from(token)
+    choice = request.form.get("business")
+    if choice == "declined":
+        consent.decline_business_contact(contact, contact_via())
+        message = "Done: no business messages. Personal messages from the sender are not affected."
+    elif choice == "allowed":
+        consent.allow_business_contact(contact, contact_via())
+        message = "Business messages are allowed again. Choose the lists you want below."
+    else:
+        abort(400, description="Choose whether business messages are allowed.")
+    db.session.commit()
+    return sections_or_page(token, contact, message)
+
+
+@bp.post("/p/<token>/lists/<slug>/dispute")
+def dispute(token: str, slug: str):
+    """ "I never agreed to this": withdraw now and flag it for the admins."""
+    contact = contact_from(token)
+    mailing_list = find_list(slug)
+    subscription = consent.find_subscription(contact, mailing_list)
+    if subscription is None:
+        abort(404, description="You are not on this list.")
+    consent.dispute(subscription, contact_via(), request.form.get("words", ""))
+    db.session.commit()
+    message = "Thank you. You are off this list and we have told the sender."
+    if not wants_fragment():
+        return back_to_page(token, message, f"list-{slug}")
+    row = build_row(contact, mailing_list, subscription)
+    row.message = message
+    return fragment("preferences/_list_row.html", row=row, token=token)
+
+
+def sections_or_page(token: str, contact: Contact, message: str):
+    if not wants_fragment():
+        return back_to_page(token, message)
+    db.session.refresh(contact)
+    return fragment("preferences/_sections.html", **page_context(token, contact, message))

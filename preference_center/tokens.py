@@ -1,0 +1,79 @@
+"""Signed links: one salt per purpose, key rotation, per-contact revocation.
+
+Payloads carry the contact's opaque ``public_id`` (never an email or a
+database id). ``LINK_SIGNING_KEYS`` lists keys oldest first: the newest signs,
+all of them verify, so a key can be retired by dropping it from the list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .extensions import db
+from .models import Contact
+
+MANAGE = "manage-preferences"
+UNSUBSCRIBE = "one-click-unsubscribe"
+CONFIRM = "confirm-subscription"
+VERIFY_ADDRESS = "verify-business-address"
+
+_MAX_AGE_SETTING = {
+    MANAGE: "MANAGE_LINK_MAX_AGE_DAYS",
+    UNSUBSCRIBE: "UNSUBSCRIBE_LINK_MAX_AGE_DAYS",
+    CONFIRM: "CONFIRM_LINK_MAX_AGE_DAYS",
+    VERIFY_ADDRESS: "CONFIRM_LINK_MAX_AGE_DAYS",
+}
+
+
+class InvalidLink(Exception):
+    """Raised for any token that does not verify; callers show one page for all."""
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    contact: Contact
+    scope: dict
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["LINK_SIGNING_KEYS"], salt=purpose)
+
+
+def sign(purpose: str, contact: Contact, **scope: str | int) -> str:
+    """A token for ``purpose`` bound to ``contact`` and its current token version."""
+    payload = {"c": contact.public_id, "v": contact.token_version, **scope}
+    return _serializer(purpose).dumps(payload)
+
+
+def verify(purpose: str, token: str, *, check_version: bool = True) -> LinkClaims:
+    """Return the contact and scope a token names, or raise ``InvalidLink``."""
+    max_age = current_app.config[_MAX_AGE_SETTING[purpose]] * 86400
+    try:
+        payload = _serializer(purpose).loads(token, max_age=max_age)
+    except BadData as error:
+        raise InvalidLink from error
+    if not isinstance(payload, dict) or not isinstance(payload.get("c"), str):
+        raise InvalidLink
+    contact = db.session.execute(
+        db.select(Contact).filter_by(public_id=payload["c"])
+    ).scalar_one_or_none()
+    if contact is None or contact.erased_at is not None:
+        raise InvalidLink
+    if check_version and payload.get("v") != contact.token_version:
+        raise InvalidLink
+    scope = {k: v for k, v in payload.items() if k not in {"c", "v"}}
+    return LinkClaims(contact=contact, scope=scope)
+
+
+def manage_url(contact: Contact) -> str:
+    """The absolute manage-preferences URL, built from PUBLIC_BASE_URL only."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}/p/{sign(MANAGE, contact)}"
+
+
+def unsubscribe_url(contact: Contact, list_slug: str) -> str:
+    """The RFC 8058 one-click URL for one (contact, list)."""
+    token = sign(UNSUBSCRIBE, contact, l=list_slug)
+    return f"{current_app.config['PUBLIC_BASE_URL']}/u/{token}"
