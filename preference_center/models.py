@@ -68,6 +68,8 @@ class Contact(db.Model):
     # Business lists go to the verified business address when this is true.
     business_mail_to_business_address: Mapped[bool] = mapped_column(Boolean, default=False)
     receipts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A receipt of recent page changes is due at this time (batched, not per click).
+    receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Hash of the newest consent event of this contact: the head of its chain.
     chain_head: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -264,3 +266,66 @@ class AdminUser(db.Model):
 
     def get_id(self) -> str:
         return str(self.id)
+
+
+class AdminAction(db.Model):
+    """Who did what in the admin area or the CLI (exports, list edits, …)."""
+
+    __tablename__ = "admin_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("admin_users.id"))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    # JSON object describing the action (filters, counts, reason, …).
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Webhook(db.Model):
+    """A receiver of consent events. Delivery follows the log by event id, so
+    nothing is lost while the receiver is down and order is kept."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The id of the last consent event delivered (0: none yet).
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class IdempotencyKey(db.Model):
+    """A stored API response, replayed when a client retries with the same key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Suppression(db.Model):
+    """What is left of an erased address: a keyed hash, the scope and the date,
+    so the address can never be re-added to marketing lists."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("email_hash", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(String(32), default="all")
+    reason: Mapped[str] = mapped_column(String(64), default="erasure")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
