@@ -78,3 +78,31 @@ def test_the_page_has_no_serious_accessibility_violations(page, morgan):
         if v["impact"] in ("serious", "critical")
     ]
     assert serious == []
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_declining_business_contact_switches_off_business_and_keeps_personal(
+    browser, morgan, javascript
+):
+    contact, lists, url = morgan
+    context = browser.new_context(java_script_enabled=javascript)
+    page = context.new_page()
+    page.goto(url)
+    if javascript:
+        page.evaluate("window.notReloaded = true")
+
+    page.get_by_role("radio", name="No thanks").check()
+    page.get_by_role("button", name="Save business choice").click()
+
+    expect(page.get_by_role("status").first).to_contain_text(
+        "Personal messages from the sender are not affected."
+    )
+    business = page.get_by_role("checkbox", name="Receive Market Insights")
+    expect(business).not_to_be_checked()
+    expect(business).to_be_disabled()
+    expect(page.get_by_role("checkbox", name=re.compile("Dana's personal notes"))).to_be_checked()
+    if javascript:
+        assert page.evaluate("window.notReloaded") is True
+    assert state_of(contact, lists["market-insights"]) == "unsubscribed"
+    assert state_of(contact, lists["personal-notes"]) == "subscribed"
+    context.close()
