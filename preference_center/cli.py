@@ -143,10 +143,10 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
             manifest = export.write_export(output, format_, filters, bom, actor=_actor())
         else:
             run = export.Export(format_, filters, bom)
-            stdout = click.get_binary_stream("stdout")
-            for chunk in run.chunks():
-                stdout.write(chunk)
-            stdout.flush()
+            with click.open_file("-", "wb") as stdout:
+                for chunk in run.chunks():
+                    stdout.write(chunk)
+                stdout.flush()
             manifest = run.manifest()
             export.record_export(manifest, actor=_actor())
     except export.ExportError as error:
