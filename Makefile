@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 HTMX := static/vendor/htmx.min.js
 
-.PHONY: run test lint install install-dev assets browser clean
+.PHONY: run test lint install install-dev assets browser clean bench bench-tools soak soak-long
 
 run: install assets  ## set up, migrate, load the demo and serve on 127.0.0.1:5000
 	$(FLASK) db upgrade
@@ -50,6 +50,26 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Benchmarks (bench/README.md): every figure next to a same-run baseline.
+# DATABASE_URL=postgresql+psycopg://… make bench for PostgreSQL; BENCH_ARGS=--quick for a smoke run.
+bench: install-dev bench-tools
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 && command -v sqlite3 >/dev/null 2>&1 || { \
+	  echo "Installing wrk and the sqlite3 CLI for the benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk sqlite3 >/dev/null; }
+
+# Load and faults (bench/soak): short on SQLite, then on PostgreSQL when SOAK_POSTGRES_URL answers.
+SOAK_SECONDS ?= 10
+SOAK_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+soak: install-dev
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest bench/soak -m soak
+	SOAK_SECONDS=$(SOAK_SECONDS) TEST_DATABASE_URL=$(SOAK_POSTGRES_URL) $(BIN)/pytest bench/soak -m soak
+
+soak-long:
+	$(MAKE) soak SOAK_SECONDS=60
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

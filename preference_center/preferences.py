@@ -58,16 +58,6 @@ def contact_from(token: str) -> Contact:
     return tokens.verify(tokens.MANAGE, token).contact
 
 
-def offered_lists() -> list[MailingList]:
-    return list(
-        db.session.execute(
-            db.select(MailingList)
-            .where(MailingList.archived_at.is_(None))
-            .order_by(MailingList.name)
-        ).scalars()
-    )
-
-
 def build_row(
     contact: Contact, mailing_list: MailingList, subscription: Subscription | None
 ) -> Row:
@@ -97,15 +87,32 @@ def build_row(
 
 
 def rows_for(contact: Contact) -> dict[str, list[Row]]:
-    """Every list the contact is on, then every other list they could join."""
-    by_list = {s.list_id: s for s in contact.subscriptions}
+    """Every list the contact is on, then every other list they could join.
+
+    One query loads every offered list with this contact's subscription to it
+    (and archived lists only where the contact is still on them): no query per
+    list or per subscription.
+    """
+    pairs = db.session.execute(
+        db.select(MailingList, Subscription)
+        .outerjoin(
+            Subscription,
+            (Subscription.list_id == MailingList.id) & (Subscription.contact_id == contact.id),
+        )
+        .where(MailingList.archived_at.is_(None) | Subscription.id.is_not(None))
+        .order_by(MailingList.name)
+    ).all()
+
+    def place(pair) -> tuple[int, int]:
+        mailing_list, subscription = pair
+        if subscription is None:
+            return (2, 0)
+        # Archived lists the contact is still on come after the offered ones, oldest first.
+        return (1, subscription.id) if mailing_list.archived_at else (0, 0)
+
     sections: dict[str, list[Row]] = {PERSONAL: [], BUSINESS: []}
-    lists = offered_lists()
-    on_lists = [m for m in lists if m.id in by_list]
-    on_lists += [s.mailing_list for s in contact.subscriptions if s.mailing_list.archived_at]
-    for mailing_list in on_lists + [m for m in lists if m.id not in by_list]:
-        row = build_row(contact, mailing_list, by_list.get(mailing_list.id))
-        sections[mailing_list.audience].append(row)
+    for mailing_list, subscription in sorted(pairs, key=place):
+        sections[mailing_list.audience].append(build_row(contact, mailing_list, subscription))
     return sections
 
 
@@ -188,12 +195,20 @@ def toggle(token: str, slug: str):
             changed = subscription is not None and consent.withdraw(subscription, contact_via())
     except ConsentError as error:
         return refused(error, token, build_row(contact, mailing_list, subscription))
-    db.session.commit()
-    row = build_row(contact, mailing_list, consent.find_subscription(contact, mailing_list))
+    # The answer is built from what this transaction wrote, before the commit:
+    # after it every object is expired, and reading them back would cost a
+    # second transaction (a write-locked one on SQLite, as this is a POST).
+    # The session's identity map holds one object per row: ``subscription`` is the
+    # one the verb changed, unless the verb just created it.
+    subscription = subscription or consent.find_subscription(contact, mailing_list)
+    row = build_row(contact, mailing_list, subscription)
     row.message = saved_message(row, changed)
     if not wants_fragment():
+        db.session.commit()
         return back_to_page(token, row.message, f"list-{slug}")
-    return fragment("preferences/_list_row.html", row=row, token=token)
+    response = fragment("preferences/_list_row.html", row=row, token=token)
+    db.session.commit()
+    return response
 
 
 def saved_message(row: Row, changed: bool) -> str:

@@ -333,7 +333,7 @@ class Toggler(threading.Thread):
     def keep(self, outcome: Outcome) -> Outcome:
         self.outcomes.append(outcome)
         if outcome.status == 0 or outcome.status >= 500:
-            time.sleep(0.05)  # the server is down or busy: do not spin
+            time.sleep(0.2)  # the server is down or busy: back off like a browser user would
         return outcome
 
     def run(self) -> None:

@@ -96,13 +96,16 @@ def test_sigkill_mid_load_loses_no_acknowledged_change(database, tmp_path):
         killed_at.append(time.monotonic())
         time.sleep(1)
         server.start()
+        killed_at.append(time.monotonic())
 
     try:
         outcomes = run_clients(server.port, paths, SECONDS, CLIENTS, during=crash_and_restart)
     finally:
         server.stop()
     print(summary(outcomes))
-    assert killed_at, "the server was never killed"
+    assert len(killed_at) == 2, "the server was never killed and restarted"
+    restarted = [o for o in outcomes if o.started > killed_at[1]]
+    print(f"down for {killed_at[1] - killed_at[0]:.1f} s; after the restart: {summary(restarted)}")
     assert not server_errors(outcomes), server_errors(outcomes)[:10]
     assert any(o.status == 0 for o in outcomes), "no client noticed the crash"
     after = [o for o in outcomes if o.started > killed_at[0] + 1 and o.status == 200]
