@@ -191,7 +191,7 @@ def test_database_outage_gives_clean_503_and_recovers(database, tmp_path):
 
     try:
         with app_server(through_proxy, tmp_path) as server:
-            outcomes = run_clients(server.port, paths, 8, 16, reads=0.3, during=outage)
+            outcomes = run_clients(server.port, paths, 11, 16, reads=0.3, during=outage)
             recovered = harness.request(server.port, "GET", paths[0], "soak/after")[0]
             if api_key:
                 api_outcomes.append(api_probe(server.port, api_key))
