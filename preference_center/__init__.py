@@ -40,10 +40,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         database.configure_sqlite(db.engine)
 
     # auth registers the Flask-Login user loader when imported.
-    from . import auth, business_address, cli, confirmation, health, preferences  # noqa: F401
+    from . import auth, business_address, cli, confirmation, fresh_link, health, preferences  # noqa: F401
 
     app.register_blueprint(preferences.bp)
     app.register_blueprint(business_address.bp)
+    app.register_blueprint(fresh_link.bp)
     app.register_blueprint(confirmation.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)

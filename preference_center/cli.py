@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from flask import Blueprint
 
-from . import consent, demo, export, ledger, mailer, may_send, tokens
+from . import consent, demo, export, ledger, mailer, may_send, receipts, tokens
 from .extensions import db
 from .models import Address, normalise_email
 
@@ -66,6 +66,7 @@ def expire_consent_command():
 def send_mail_command(loop: bool, interval: float):
     """Deliver queued mail from the outbox, retrying failures with backoff."""
     while True:
+        receipts.queue_due()
         sent, postponed = mailer.deliver_due()
         if sent or postponed or not loop:
             click.echo(f"{sent} sent, {postponed} postponed.")

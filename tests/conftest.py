@@ -8,6 +8,7 @@ dropped at the end.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from preference_center import create_app, tokens
@@ -168,11 +170,24 @@ def _settings(url: str, instance: Path, **extra) -> dict:
     }
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as it does in production.
+
+    Flask reuses an app context that is already pushed (the `app` fixture
+    pushes one for the test's own database work); then `g` and the database
+    session would leak from one request to the next and into the test.
+    """
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def app(database_url, tmp_path, monkeypatch, smtp_server):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     sink, _ = smtp_server
     app = create_app(_settings(database_url, tmp_path, MAIL_PORT=sink.port))
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session.remove()
