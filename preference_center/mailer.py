@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import ExitStack, suppress
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import TYPE_CHECKING
 
 from flask import current_app, render_template
@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
 BATCH_SIZE = 50
+# Headers: one line up to SMTP's 998, so List-Unsubscribe is never folded or encoded.
 _POLICY = SMTP.clone(max_line_length=998)
+# Bodies: quoted-printable lines within RFC 2045's 76 characters.
+_BODY_POLICY = SMTP.clone(max_line_length=76)
 
 
 def queue(
@@ -98,6 +101,7 @@ def queue_confirmation(subscription: Subscription) -> OutboxMessage:
         "confirmation",
         contact=contact,
         mailing_list=mailing_list,
+        headers=list_headers(contact, mailing_list),
         mailing_list_=mailing_list,
         confirm_url=f"{current_app.config['PUBLIC_BASE_URL']}/confirm/{token}",
     )
@@ -124,15 +128,19 @@ def build_message(outbox: OutboxMessage) -> EmailMessage:
     """The MIME message for one outbox row: text and HTML parts, extra headers."""
     sender = current_app.config["MAIL_DEFAULT_SENDER"]
     name, address = parseaddr(sender)
-    message = EmailMessage(policy=_POLICY)
+    # Bodies are encoded when added, under the body policy; the message is then
+    # serialised under the header policy (the generator uses the top policy).
+    message = EmailMessage(policy=_BODY_POLICY)
     message["From"] = formataddr((name, address)) if name else address
     message["To"] = outbox.to_email
     message["Subject"] = outbox.subject
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(f"outbox-{outbox.id}", domain=address.rsplit("@", 1)[-1])
     for header, value in json.loads(outbox.headers_json).items():
         message[header] = value
     message.set_content(outbox.text_body, cte="quoted-printable")
     message.add_alternative(outbox.html_body, subtype="html", cte="quoted-printable")
+    message.policy = _POLICY
     return message
 
 

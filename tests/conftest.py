@@ -8,6 +8,7 @@ dropped at the end.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -133,11 +134,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RestartableController(Controller):
+    """aiosmtpd closes its event loop on stop(); a fresh one lets start() work again,
+    so a test can take the server down and bring it back on the same port."""
+
+    def start(self) -> None:
+        if self.loop.is_closed():
+            self.loop = asyncio.new_event_loop()
+        super().start()
+
+
 @pytest.fixture(scope="session")
 def smtp_server():
     """A real SMTP server (aiosmtpd) on loopback, for the whole session."""
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller = RestartableController(sink, hostname="127.0.0.1", port=sink.port)
     controller.start()
     yield sink, controller
     controller.stop()
@@ -272,4 +283,3 @@ def manage_path(app):
         return "/p/" + tokens.sign(tokens.MANAGE, contact)
 
     return path
-
