@@ -169,6 +169,8 @@ def records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     start = 1
     try:
         for values in reader:
+            # NUL is never meant in a CSV cell, and PostgreSQL text refuses it.
+            values = [value.replace("\x00", "") for value in values]
             if any(value.strip() for value in values):
                 yield start, values
             start = reader.line_num + 1

@@ -40,9 +40,8 @@ def why(subscription: Subscription) -> str:
         )
     elif s.basis == "double_opt_in":
         confirmed = f" on {day(s.confirmed_at)}" if s.confirmed_at else ""
-        sentence = (
-            f"You subscribed on {added} through {s.source} and confirmed by email{confirmed}."
-        )
+        where = "on this page" if s.source == "preference page" else f"through {s.source}"
+        sentence = f"You subscribed on {added} {where} and confirmed by email{confirmed}."
     elif s.basis == "express" and by == "you":
         sentence = f"You said yes on {added} on this page."
     elif s.basis == "express":
