@@ -5,13 +5,14 @@ A change that rolls back takes its queued mail with it; a message is marked
 sent in the same transaction that claimed it, so it goes out once.
 Messages are built with an SMTP policy (998-character lines, no RFC 2047
 folding of the List-Unsubscribe URL) and quoted-printable bodies; Flask-Mail
-supplies the configured SMTP connection.
+holds the SMTP settings (server, port, TLS, login, suppression).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import smtplib
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from flask import current_app, render_template
 
-from .extensions import db, mail
+from .extensions import db
 from .models import Contact, MailingList, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
@@ -154,33 +155,84 @@ def _claim_next() -> OutboxMessage | None:
     ).scalar_one_or_none()
 
 
+def _due_exists() -> bool:
+    """Is anything due? Asked, then the transaction ended, so nothing stays locked."""
+    due = db.session.execute(
+        db.select(OutboxMessage.id)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= utcnow())
+        .limit(1)
+    ).first()
+    db.session.rollback()
+    return due is not None
+
+
+def _connect(stack: ExitStack) -> smtplib.SMTP:
+    """An SMTP connection as Flask-Mail is configured, with a timeout.
+
+    Flask-Mail's own connection has no timeout: a server that accepts and
+    never answers would stall the worker for good.
+    """
+    state = current_app.extensions["mail"]
+    if state.suppress:
+        raise RuntimeError("MAIL_SUPPRESS_SEND is on: nothing can be delivered.")
+    smtp_class = smtplib.SMTP_SSL if state.use_ssl else smtplib.SMTP
+    timeout = current_app.config.get("MAIL_TIMEOUT", 30)
+    host = smtp_class(state.server, state.port, timeout=timeout)
+    stack.callback(_quit, host)
+    if state.use_tls:
+        host.starttls()
+    if state.username and state.password:
+        host.login(state.username, state.password)
+    return host
+
+
+def _quit(host: smtplib.SMTP) -> None:
+    # Saying goodbye to a server that is already gone is no failure of ours.
+    with suppress(OSError, smtplib.SMTPException):
+        host.quit()
+    host.close()
+
+
 def deliver_due(limit: int = BATCH_SIZE) -> tuple[int, int]:
     """Send up to ``limit`` due messages; returns (sent, postponed).
 
     Each message is claimed (FOR UPDATE SKIP LOCKED on PostgreSQL, so several
     workers never take the same row; SQLite serialises writers), sent, and
-    marked sent in one transaction, one message at a time.
+    marked sent in one transaction, one message at a time. The SMTP connection
+    is opened before a row is claimed, so a slow or unreachable server never
+    holds a row lock (or SQLite's write lock) while it keeps us waiting.
     """
     sent = postponed = 0
     with ExitStack() as stack:
         connection = None
         while sent + postponed < limit:
+            connect_error: Exception | None = None
+            if connection is None:
+                if not _due_exists():
+                    break
+                try:
+                    connection = _connect(stack)
+                except Exception as error:  # noqa: BLE001 - unreachable now, retried later
+                    connect_error = error
+                    stack.close()
             outbox = _claim_next()
             if outbox is None:
                 break
+            if connection is None:
+                _postpone(outbox, connect_error or RuntimeError("no SMTP connection"))
+                postponed += 1
+                db.session.commit()
+                continue
             try:
-                if connection is None:
-                    connection = stack.enter_context(mail.connect())
                 message = build_message(outbox)
-                connection.host.sendmail(
+                connection.sendmail(
                     parseaddr(message["From"])[1], [outbox.to_email], message.as_bytes()
                 )
             except Exception as error:  # noqa: BLE001 - any SMTP failure is retried later
                 _postpone(outbox, error)
                 postponed += 1
                 connection = None
-                with suppress(Exception):  # the connection may already be gone
-                    stack.close()
+                stack.close()
             else:
                 outbox.sent_at = utcnow()
                 outbox.attempts += 1

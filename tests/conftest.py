@@ -123,6 +123,13 @@ class SmtpSink:
     port: int
     messages: list[Received] = field(default_factory=list)
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A mailbox named "refused…" is one the server turns down for good.
+        if address.startswith("refused"):
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(Received(envelope.original_content, list(envelope.rcpt_tos)))
         return "250 OK"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
@@ -11,7 +13,7 @@ from helpers import csrf_token
 
 from preference_center import consent, mailer, suppression, tokens
 from preference_center.consent import Via
-from preference_center.extensions import db
+from preference_center.extensions import db, mail
 from preference_center.models import OutboxMessage, Subscription, utcnow
 
 PAGE = Via(channel="preference_page", actor="contact")
@@ -277,3 +279,38 @@ def test_mail_queued_in_a_transaction_that_rolls_back_is_never_sent(make, smtp, 
     assert mailer.deliver_due() == (0, 0)
     assert outbox() == []
     assert smtp.messages == []
+
+
+def test_a_refused_recipient_is_retried_later_and_the_rest_still_go(make, smtp, insights):
+    for email in ("refused@example.com", "pat@example.com"):
+        consent.opt_in(make.contact(email), insights, PAGE, evidence="ticked")
+    db.session.commit()
+
+    assert mailer.deliver_due() == (1, 1)
+
+    assert [m.rcpt_tos for m in smtp.messages] == [["pat@example.com"]]
+    refused, delivered = outbox()
+    assert (refused.sent_at, refused.attempts) == (None, 1)
+    assert "550" in refused.last_error
+    assert refused.next_attempt_at > utcnow()
+    assert delivered.sent_at is not None
+
+
+def test_a_server_that_never_answers_times_out(app, make, insights):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # the kernel accepts; nobody ever greets
+    try:
+        app.config.update(MAIL_PORT=silent.getsockname()[1], MAIL_TIMEOUT=1)
+        mail.init_app(app)
+        consent.opt_in(make.contact("pat@example.com"), insights, PAGE, evidence="ticked")
+        db.session.commit()
+        started = time.monotonic()
+
+        assert mailer.deliver_due() == (0, 1)
+
+        assert time.monotonic() - started < 10
+        [row] = outbox()
+        assert "timed out" in row.last_error
+    finally:
+        silent.close()
