@@ -34,7 +34,7 @@ from .models import (
     normalise_email,
     utcnow,
 )
-from .suppression import suppressed_address
+from .suppression import CHUNK, suppressed_addresses
 
 PLAIN = "csv"
 LINKEDIN = "linkedin"
@@ -348,7 +348,13 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
         raise InvalidRows(summary)
 
     via = Via(channel="import", actor=options.actor or options.added_by)
+    emails = [row.email for row in rows]
+    erased = suppressed_addresses(emails)
+    known = _known_addresses(emails)
     for row in rows:
+        if row.email in erased:
+            summary.suppressed += 1
+            continue
         provenance = Provenance(
             source=source,
             added_by=options.added_by,
@@ -356,7 +362,7 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
             evidence=row.evidence,
             basis_date=row.basis_date,
         )
-        outcome = _import_row(row, mailing_list, state, provenance, via)
+        outcome = _import_row(row, known.get(row.email), mailing_list, state, provenance, via)
         if outcome in ("created", "updated") and state == INVITED:
             outcome = "invited"
         setattr(summary, outcome, getattr(summary, outcome) + 1)
@@ -380,13 +386,27 @@ def _check_provenance(
         raise ImportRefused(str(error)) from None
 
 
+def _known_addresses(emails: list[str]) -> dict[str, Address]:
+    """The addresses among ``emails`` that already belong to a contact."""
+    known: dict[str, Address] = {}
+    for start in range(0, len(emails), CHUNK):
+        chunk = emails[start : start + CHUNK]
+        for address in db.session.execute(
+            db.select(Address).where(Address.email.in_(chunk))
+        ).scalars():
+            known[address.email] = address
+    return known
+
+
 def _import_row(
-    row: _Row, mailing_list: MailingList, state: str, provenance: Provenance, via: Via
+    row: _Row,
+    address: Address | None,
+    mailing_list: MailingList,
+    state: str,
+    provenance: Provenance,
+    via: Via,
 ) -> str:
     """created, updated, unchanged or suppressed (erased, withdrawn or declined)."""
-    if suppressed_address(row.email):
-        return "suppressed"
-    address = db.session.execute(db.select(Address).filter_by(email=row.email)).scalar_one_or_none()
     if address is not None:
         contact = address.contact
         if contact.erased_at is not None:

@@ -499,3 +499,16 @@ def test_nul_characters_are_dropped(runner, make, tmp_path):
 
     assert run_import(runner, path).exit_code == 0
     assert subscription_for("pat@example.com", insights).contact.name == "Pat"
+
+
+def test_erased_addresses_are_found_across_query_chunks(runner, make, tmp_path):
+    make.list("insights")
+    emails = [f"p{i}@example.com" for i in range(suppression.CHUNK + 100)]
+    suppression.suppress(emails[suppression.CHUNK + 50])
+    db.session.commit()
+    path = write(tmp_path, "email\n" + "\n".join(emails) + "\n")
+
+    result = run_import(runner, path)
+
+    assert f"created {len(emails) - 1}," in result.output
+    assert "suppressed 1," in result.output
