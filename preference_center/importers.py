@@ -39,16 +39,8 @@ from .suppression import CHUNK, suppressed_addresses
 PLAIN = "csv"
 LINKEDIN = "linkedin"
 PLAIN_COLUMNS = ("email", "name", "evidence", "basis_date")
-LINKEDIN_HEADER = (
-    "first name",
-    "last name",
-    "url",
-    "email address",
-    "company",
-    "position",
-    "connected on",
-)
-# The columns that make a header row LinkedIn's, whatever else it grows.
+# LinkedIn's header is First Name,Last Name,URL,Email Address,Company,Position,Connected On;
+# these columns make a header row LinkedIn's, whatever else it grows.
 LINKEDIN_REQUIRED = frozenset({"first name", "last name", "email address", "connected on"})
 # LinkedIn puts a few lines of notes above its header; look this far for it.
 PREAMBLE_RECORDS = 20
