@@ -10,9 +10,21 @@ from pathlib import Path
 import click
 from flask import Blueprint
 
-from . import consent, demo, export, ledger, mailer, may_send, receipts, tokens
+from . import (
+    consent,
+    demo,
+    export,
+    importers,
+    invitations,
+    ledger,
+    mailer,
+    may_send,
+    receipts,
+    tokens,
+    wording,
+)
 from .extensions import db
-from .models import Address, normalise_email
+from .models import BASES, Address, AdminAction, MailingList, normalise_email
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -156,4 +168,135 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
     click.echo(
         f"Exported {manifest['rows']} event(s) as {format_}{where}, sha256 {manifest['sha256']}.",
         err=True,
+    )
+
+
+# How many row problems a refused import prints before summing up the rest.
+MAX_PROBLEMS_SHOWN = 100
+
+
+@bp.cli.command("import-contacts")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list to add to.")
+@click.option("--source", required=True, help='Where the contacts come from ("seminar sheet").')
+@click.option(
+    "--basis",
+    required=True,
+    type=click.Choice(BASES),
+    help="The legal basis; 'none' only invites.",
+)
+@click.option("--added-by", required=True, metavar="NAME", help="Who is adding these people.")
+@click.option("--dry-run", is_flag=True, help="Check the file and count; write nothing.")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Import the valid rows; write the rejected ones, with reasons, to a file.",
+)
+@click.option(
+    "--rejected",
+    "rejected_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where --skip-invalid writes rejected rows [default: FILE.rejected.csv].",
+)
+def import_contacts_command(
+    file: Path,
+    list_slug: str,
+    source: str,
+    basis: str,
+    added_by: str,
+    dry_run: bool,
+    skip_invalid: bool,
+    rejected_path: Path | None,
+):
+    """Import contacts from a CSV FILE with provenance.
+
+    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD, for
+    implied bases). A LinkedIn Connections.csv is recognised by its header row
+    and only ever invites (--basis none). All or nothing unless --skip-invalid.
+    """
+    if rejected_path is not None and not skip_invalid:
+        raise click.UsageError("--rejected only applies with --skip-invalid.")
+    options = importers.ImportOptions(
+        list_slug=list_slug,
+        source=source,
+        basis=basis,
+        added_by=added_by,
+        dry_run=dry_run,
+        skip_invalid=skip_invalid,
+        filename=file.name,
+        actor=f"cli import by {added_by}",
+    )
+    try:
+        summary = importers.import_contacts(file.read_bytes(), options)
+    except importers.InvalidRows as error:
+        db.session.rollback()
+        rejected = error.summary.rejected
+        for row in rejected[:MAX_PROBLEMS_SHOWN]:
+            click.echo(f"line {row.line}: {row.reason}", err=True)
+        if len(rejected) > MAX_PROBLEMS_SHOWN:
+            click.echo(f"… and {len(rejected) - MAX_PROBLEMS_SHOWN} more.", err=True)
+        raise click.ClickException(str(error)) from None
+    except importers.ImportRefused as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+
+    if summary.format == importers.LINKEDIN:
+        click.echo(
+            "LinkedIn connections export: everyone is invited, never subscribed "
+            f"(source {wording.NETWORKING_SOURCE!r})."
+        )
+    if dry_run:
+        for row in summary.rejected[:MAX_PROBLEMS_SHOWN]:
+            click.echo(f"line {row.line}: {row.reason}", err=True)
+        click.echo(f"Dry run, nothing written. Would import into {list_slug}: {summary.counts()}")
+        return
+    db.session.add(
+        AdminAction(
+            actor=options.actor,
+            action="import_contacts",
+            detail=json.dumps(
+                {
+                    "file": file.name,
+                    "list": list_slug,
+                    "source": source,
+                    "basis": basis,
+                    "format": summary.format,
+                    "counts": summary.counts(),
+                }
+            ),
+        )
+    )
+    if summary.rejected:
+        # Written before the commit: rejected rows are never imported unreported.
+        rejected_path = rejected_path or file.with_name(f"{file.stem}.rejected.csv")
+        try:
+            with rejected_path.open("w", encoding="utf-8", newline="") as stream:
+                importers.write_rejected(summary, stream)
+        except OSError as error:
+            db.session.rollback()
+            raise click.ClickException(
+                f"Cannot write the rejected rows to {rejected_path} ({error.strerror}); "
+                "nothing was imported."
+            ) from None
+        click.echo(f"{len(summary.rejected)} rejected row(s) written to {rejected_path}")
+    db.session.commit()
+    click.echo(f"Imported into {list_slug}: {summary.counts()}")
+
+
+@bp.cli.command("send-invitations")
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list to invite to.")
+def send_invitations_command(list_slug: str):
+    """Queue one invitation to each invited contact of a list who has not had one."""
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=list_slug)
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        raise click.ClickException(f"There is no list {list_slug!r}.")
+    if mailing_list.archived_at is not None:
+        raise click.ClickException(f"The list {list_slug!r} is archived: no invitations.")
+    count = invitations.send_invitations(mailing_list)
+    db.session.commit()
+    click.echo(
+        f"{count} invitation(s) queued for {mailing_list.name}; "
+        "`flask --app app send-mail` delivers them."
     )

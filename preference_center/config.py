@@ -50,6 +50,8 @@ def from_environment(instance_path: str) -> dict:
         "MAIL_USE_TLS": (env("MAIL_USE_TLS") or "").lower() in {"1", "true", "yes"},
         "MAIL_USERNAME": env("MAIL_USERNAME"),
         "MAIL_PASSWORD": env("MAIL_PASSWORD"),
+        # Seconds to wait for the SMTP server to answer before retrying later.
+        "MAIL_TIMEOUT": _int("MAIL_TIMEOUT", 30),
         "MAIL_DEFAULT_SENDER": env("MAIL_DEFAULT_SENDER") or "Dana Reyes <dana@harbor.example>",
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or "memory://",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),

@@ -225,8 +225,15 @@ def place(
             f"Implied consent from {provenance.basis_date:%d %b %Y} already ended on "
             f"{expires_at:%d %b %Y}."
         )
-    lock_contact(contact)
+    contact = lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
+    if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
+        # Declining withdrew every business list; only the contact can undo that.
+        if subscription is not None:
+            return subscription, "suppressed"
+        raise ConsentError(
+            "This contact declined business messages: only they can choose a business list."
+        )
     if subscription is not None:
         current = effective_state(subscription)
         if current == UNSUBSCRIBED or subscription.disputed_at is not None:

@@ -51,7 +51,8 @@ def why(subscription: Subscription) -> str:
         )
     elif s.basis == "double_opt_in":
         confirmed = f" on {day(s.confirmed_at)}" if s.confirmed_at else ""
-        sentence = f"You subscribed on {added} on {s.source} and confirmed by email{confirmed}."
+        where = "on this page" if s.source == "preference page" else f"on {s.source}"
+        sentence = f"You subscribed on {added} {where} and confirmed by email{confirmed}."
     elif s.basis == "express" and by == "you":
         sentence = f"You said yes on {added} on this page."
     elif s.basis == "express":
@@ -75,7 +76,8 @@ def why(subscription: Subscription) -> str:
 
 def ending(subscription: Subscription) -> str:
     """What happens next for implied consent, in the contact's terms."""
-    if subscription.expires_at is None or subscription.state != SUBSCRIBED:
+    # Expired by the clock or by expire-consent: the contact reads the same words.
+    if subscription.expires_at is None or subscription.state not in (SUBSCRIBED, EXPIRED):
         return ""
     if effective_state(subscription) == EXPIRED:
         return f" This ended on {day(subscription.expires_at)}."

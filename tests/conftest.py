@@ -8,6 +8,7 @@ dropped at the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
 import shutil
@@ -124,6 +125,13 @@ class SmtpSink:
     port: int
     messages: list[Received] = field(default_factory=list)
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A mailbox named "refused…" is one the server turns down for good.
+        if address.startswith("refused"):
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(Received(envelope.original_content, list(envelope.rcpt_tos)))
         return "250 OK"
@@ -135,11 +143,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RestartableController(Controller):
+    """aiosmtpd closes its event loop on stop(); a fresh one lets start() work again,
+    so a test can take the server down and bring it back on the same port."""
+
+    def start(self) -> None:
+        if self.loop.is_closed():
+            self.loop = asyncio.new_event_loop()
+        super().start()
+
+
 @pytest.fixture(scope="session")
 def smtp_server():
     """A real SMTP server (aiosmtpd) on loopback, for the whole session."""
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller = RestartableController(sink, hostname="127.0.0.1", port=sink.port)
     controller.start()
     yield sink, controller
     controller.stop()
@@ -176,10 +194,18 @@ class IsolatedClient(FlaskClient):
     Flask reuses an app context that is already pushed (the `app` fixture
     pushes one for the test's own database work); then `g` and the database
     session would leak from one request to the next and into the test.
+
+    The test's own session ends its transaction before and after each
+    request, so the request sees what the test committed and the test then
+    reads what the request wrote (an open SQLite snapshot would hide it).
     """
 
     def open(self, *args, **kwargs):
-        return contextvars.Context().run(super().open, *args, **kwargs)
+        db.session.commit()
+        try:
+            return contextvars.Context().run(super().open, *args, **kwargs)
+        finally:
+            db.session.commit()
 
 
 @pytest.fixture
