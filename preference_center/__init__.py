@@ -39,12 +39,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         database.configure_sqlite(db.engine)
 
-    from . import auth, cli, confirmation, health, preferences  # noqa: F401 - auth registers the loader
+    from . import api, auth, cli, confirmation, health, preferences, unsubscribe  # noqa: F401 - auth registers the loader
 
     app.register_blueprint(preferences.bp)
     app.register_blueprint(confirmation.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(unsubscribe.bp)
     security.init_app(app)
     errors.init_app(app)
     return app

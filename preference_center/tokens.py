@@ -36,6 +36,8 @@ class InvalidLink(Exception):
 class LinkClaims:
     contact: Contact
     scope: dict
+    # The token version the link was signed with (see Contact.token_version).
+    version: int | None = None
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
@@ -65,7 +67,7 @@ def verify(purpose: str, token: str, *, check_version: bool = True) -> LinkClaim
     if check_version and payload.get("v") != contact.token_version:
         raise InvalidLink
     scope = {k: v for k, v in payload.items() if k not in {"c", "v"}}
-    return LinkClaims(contact=contact, scope=scope)
+    return LinkClaims(contact=contact, scope=scope, version=payload.get("v"))
 
 
 def manage_url(contact: Contact) -> str:
