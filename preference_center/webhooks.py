@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,10 @@ LEASE = timedelta(minutes=5)
 
 class WebhookError(ValueError):
     """A webhook that cannot be added or found as asked."""
+
+
+class DeliveryFailed(Exception):
+    """The receiver did not take the event (any answer but 2xx)."""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -113,8 +118,12 @@ def post(webhook_url: str, secret: str, event: dict, timeout: float) -> None:
             "X-PC-Signature": sign(secret, timestamp, body),
         },
     )
-    with _opener.open(request, timeout=timeout) as response:
-        response.read(1024)
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as error:
+        error.close()  # it holds the open response
+        raise DeliveryFailed(f"the receiver answered HTTP {error.code}") from None
 
 
 def _claim(now: datetime, served: set[int]) -> tuple[int, str, str, int, list[dict]] | None:
@@ -158,7 +167,7 @@ def deliver_due(now: datetime | None = None, timeout: float | None = None) -> Ou
         for event in events:
             try:
                 post(url, secret, event, timeout)
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+            except (DeliveryFailed, OSError, http.client.HTTPException, ValueError) as exc:
                 error = exc
                 break
             last_id = event["id"]

@@ -274,7 +274,6 @@ def manage_path(app):
     return path
 
 
-
 @pytest.fixture
 def api_auth(app):
     """Creates an API key with the given scopes (all by default); returns its auth header."""
