@@ -126,6 +126,8 @@ def text_field(
         raise ApiError(422, "invalid_request", f"'{name}' must be a non-empty string.")
     if len(value) > max_length:
         raise ApiError(422, "invalid_request", f"'{name}' is longer than {max_length} characters.")
+    if "\x00" in value:  # PostgreSQL refuses NUL in text
+        raise ApiError(422, "invalid_request", f"'{name}' must not contain NUL characters.")
     return value.strip()
 
 
@@ -235,6 +237,8 @@ def consent_check():
     slug = request.args.get("list", "").strip()
     if not email or not slug:
         raise ApiError(400, "missing_parameter", "Give both 'email' and 'list'.")
+    if "\x00" in email or "\x00" in slug:  # PostgreSQL refuses NUL in text
+        raise ApiError(400, "bad_parameter", "Parameters must not contain NUL characters.")
     answer = may_send.check(email, slug)
     if answer.status == "unknown_list":
         raise ApiError(404, "unknown_list", answer.reason)
@@ -252,7 +256,7 @@ def contacts():
     request_hash = hashlib.sha256(request.get_data()).hexdigest()
     if key is not None:
         key = key.strip()
-        if not key or len(key) > 200:
+        if not key or len(key) > 200 or "\x00" in key:
             raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1–200 characters.")
         stored = stored_response(key)
         if stored is not None:
