@@ -40,7 +40,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         database.configure_sqlite(db.engine)
 
     # auth registers the Flask-Login user loader when imported.
-    from . import auth, business_address, cli, confirmation, fresh_link, health, preferences  # noqa: F401
+    from . import (  # noqa: F401
+        api,
+        auth,
+        business_address,
+        cli,
+        confirmation,
+        fresh_link,
+        health,
+        preferences,
+        unsubscribe,
+    )
 
     app.register_blueprint(preferences.bp)
     app.register_blueprint(business_address.bp)
@@ -48,6 +58,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(confirmation.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(unsubscribe.bp)
     security.init_app(app)
     errors.init_app(app)
     return app

@@ -54,6 +54,8 @@ def from_environment(instance_path: str) -> dict:
         "MAIL_TIMEOUT": _int("MAIL_TIMEOUT", 30),
         "MAIL_DEFAULT_SENDER": env("MAIL_DEFAULT_SENDER") or "Dana Reyes <dana@harbor.example>",
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or "memory://",
+        # Per API key; the consent check runs before every send, so allow bursts.
+        "API_RATE_LIMIT": env("API_RATE_LIMIT") or "100 per second",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

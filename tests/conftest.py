@@ -313,3 +313,16 @@ def manage_path(app):
         return "/p/" + tokens.sign(tokens.MANAGE, contact)
 
     return path
+
+
+@pytest.fixture
+def api_auth(app):
+    """Creates an API key with the given scopes (all by default); returns its auth header."""
+    from preference_center import api_keys
+
+    def make(*scopes: str, name: str = "sender") -> dict[str, str]:
+        _row, key = api_keys.create(name, list(scopes or api_keys.SCOPES))
+        db.session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
