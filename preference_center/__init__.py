@@ -39,12 +39,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         database.configure_sqlite(db.engine)
 
-    from . import auth, cli, confirmation, health, preferences  # noqa: F401 - auth registers the loader
+    # auth registers the user loader on import
+    from . import admin, auth, cli, confirmation, health, preferences  # noqa: F401
 
     app.register_blueprint(preferences.bp)
     app.register_blueprint(confirmation.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)
+    app.register_blueprint(admin.bp)
     security.init_app(app)
     errors.init_app(app)
     return app
