@@ -39,10 +39,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         database.configure_sqlite(db.engine)
 
-    # auth registers the user loader on import
-    from . import admin, auth, cli, confirmation, health, preferences  # noqa: F401
+    # auth registers the Flask-Login user loader when imported.
+    from . import admin, auth, business_address, cli, confirmation, health, preferences  # noqa: F401
 
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(business_address.bp)
     app.register_blueprint(confirmation.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)

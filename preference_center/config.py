@@ -55,5 +55,7 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env("PUBLIC_BASE_URL") or "").startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,  # the session bounds the token's life
+        # no-referrer pages send no Referer; security.py checks Origin instead.
+        "WTF_CSRF_SSL_STRICT": False,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

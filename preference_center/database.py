@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 from flask import has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -15,7 +16,9 @@ def configure_sqlite(engine: Engine) -> None:
     pysqlite would otherwise start a transaction lazily at the first write, so
     two writers could read the same chain head and one would fail. Starting
     write transactions with BEGIN IMMEDIATE makes the second writer wait
-    instead. Read-only requests (GET/HEAD) begin deferred and never block.
+    instead. Requests with a safe method (GET/HEAD/OPTIONS) begin deferred
+    and never block; so does code outside any request or CLI command (a
+    script or a test reading the database beside a live server).
     """
     if engine.dialect.name != "sqlite":
         return
@@ -32,5 +35,8 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        read_only = has_request_context() and request.method in SAFE_METHODS
+        if has_request_context():
+            read_only = request.method in SAFE_METHODS
+        else:
+            read_only = click.get_current_context(silent=True) is None
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

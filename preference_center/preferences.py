@@ -39,6 +39,7 @@ class Row:
     affirmable: bool
     disputable: bool
     pending_to: str | None
+    routable: bool = False
     message: str | None = None
 
 
@@ -87,6 +88,11 @@ def build_row(
         pending_to=wording.mask_email(deliver_to(contact, mailing_list, subscription))
         if state == PENDING
         else None,
+        # A personal list may go to a verified business address if the contact asks.
+        routable=mailing_list.audience == PERSONAL
+        and state in (SUBSCRIBED, PENDING)
+        and contact.business_address is not None
+        and contact.business_address.verified_at is not None,
     )
 
 
@@ -110,6 +116,11 @@ def page_context(token: str, contact: Contact, message: str | None = None) -> di
         "sections": rows_for(contact),
         "masked_email": wording.mask_email(contact.primary_email),
         "business_declined": contact.business_contact == BUSINESS_DECLINED,
+        "business_address": contact.business_address,
+        "business_masked": wording.mask_email(
+            contact.business_address.email if contact.business_address else None
+        ),
+        "business_routed": contact.business_mail_to_business_address,
         "message": message,
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Flask, request
+from flask import Flask, abort, current_app, request
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -45,7 +45,32 @@ def add_headers(response):
     return response
 
 
+def refuse_cross_origin_posts():
+    """Refuse state changes whose Origin names another site.
+
+    Our pages send ``Referrer-Policy: no-referrer``, so browsers send no
+    Referer and ``Origin: null`` on same-site form posts; Flask-WTF's strict
+    Referer check would refuse them all over https, so it is off and this
+    check (plus the session-bound CSRF token) takes its place. The RFC 8058
+    one-click POST and the bearer-authenticated API come from mail providers
+    and servers, not browsers, and are exempt.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if request.path.startswith(("/api/", "/u/")):
+        return None
+    origin = request.headers.get("Origin")
+    if origin in (None, "null"):
+        return None
+    allowed = {current_app.config["PUBLIC_BASE_URL"], request.host_url.rstrip("/")}
+    if origin.rstrip("/") not in allowed:
+        abort(400, description="This request came from another site and was refused.")
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    app.before_request(refuse_cross_origin_posts)
     app.after_request(add_headers)
     for name in ("werkzeug", "gunicorn.access", "gunicorn.error", app.logger.name):
         logger = logging.getLogger(name)

@@ -272,4 +272,3 @@ def manage_path(app):
         return "/p/" + tokens.sign(tokens.MANAGE, contact)
 
     return path
-

@@ -8,7 +8,13 @@ from preference_center.extensions import db
 from preference_center.models import ConsentEvent, Subscription
 
 
+def fresh() -> None:
+    """End this thread's transaction so the next read sees other writers' commits."""
+    db.session.commit()
+
+
 def events_of(contact) -> list[ConsentEvent]:
+    fresh()
     return list(
         db.session.execute(
             db.select(ConsentEvent).filter_by(contact_id=contact.id).order_by(ConsentEvent.id)
@@ -17,11 +23,12 @@ def events_of(contact) -> list[ConsentEvent]:
 
 
 def all_events() -> list[ConsentEvent]:
+    fresh()
     return list(db.session.execute(db.select(ConsentEvent).order_by(ConsentEvent.id)).scalars())
 
 
 def state_of(contact, mailing_list) -> str | None:
-    db.session.expire_all()
+    fresh()
     subscription = db.session.execute(
         db.select(Subscription).filter_by(contact_id=contact.id, list_id=mailing_list.id)
     ).scalar_one_or_none()

@@ -1,0 +1,111 @@
+"""Blueprint: the contact's business address — add, verify, route, remove."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+
+from . import consent, routing, tokens, wording
+from .consent import ConsentError
+from .extensions import db
+from .preferences import contact_from, contact_via, find_list, sections_or_page
+
+bp = Blueprint("business_address", __name__)
+
+
+def refused(error: ConsentError):
+    db.session.rollback()
+    return render_template("message.html", title="That didn't work", text=str(error)), 409
+
+
+@bp.post("/p/<token>/business-address")
+def add(token: str):
+    """Add a business address; it is used only after its emailed link is confirmed."""
+    contact = contact_from(token)
+    email = request.form.get("email", "")
+    try:
+        routing.add_business_address(contact, email, contact_via())
+    except ConsentError as error:
+        return refused(error)
+    db.session.commit()
+    message = (
+        f"We sent a link to {wording.mask_email(email)}. Business mail goes there "
+        "once you open it and press the button."
+    )
+    return sections_or_page(token, contact, message)
+
+
+@bp.post("/p/<token>/business-address/route")
+def route(token: str):
+    """Send business lists to the business address or back to the personal one."""
+    contact = contact_from(token)
+    to = request.form.get("to", "")
+    try:
+        routing.route_business_mail(contact, to, contact_via())
+    except ConsentError as error:
+        return refused(error)
+    db.session.commit()
+    where = "your business address" if to == "business" else "your personal address"
+    return sections_or_page(token, contact, f"Saved: business messages go to {where}.")
+
+
+@bp.post("/p/<token>/business-address/remove")
+def remove(token: str):
+    """Remove the business address; everything goes to the personal address again."""
+    contact = contact_from(token)
+    routing.remove_business_address(contact, contact_via())
+    db.session.commit()
+    return sections_or_page(
+        token, contact, "Removed: everything goes to your personal address again."
+    )
+
+
+@bp.post("/p/<token>/lists/<slug>/route")
+def route_list(token: str, slug: str):
+    """Deliver one personal list to the business address, if the contact wants that."""
+    contact = contact_from(token)
+    subscription = consent.find_subscription(contact, find_list(slug))
+    if subscription is None:
+        abort(404, description="You are not on this list.")
+    to = request.form.get("to", "")
+    try:
+        routing.route_list(subscription, to, contact_via())
+    except ConsentError as error:
+        return refused(error)
+    db.session.commit()
+    name = subscription.mailing_list.name
+    return sections_or_page(token, contact, f"Saved: {name} goes to your {to} address.")
+
+
+def verification_from(token: str):
+    claims = tokens.verify(tokens.VERIFY_ADDRESS, token)
+    address = claims.contact.business_address
+    fingerprint = claims.scope.get("a")
+    if address is None or routing.address_fingerprint(address.email) != fingerprint:
+        raise tokens.InvalidLink
+    return claims.contact, address, fingerprint
+
+
+@bp.get("/verify-address/<token>")
+def verify_page(token: str):
+    """A page with one button; opening the emailed link changes nothing."""
+    _contact, address, _ = verification_from(token)
+    return render_template(
+        "verify_address.html",
+        token=token,
+        masked=wording.mask_email(address.email),
+        address=address,
+    )
+
+
+@bp.post("/verify-address/<token>")
+def verify(token: str):
+    """Use the business address the link was sent to."""
+    contact, address, fingerprint = verification_from(token)
+    via = contact_via()
+    routing.verify_business_address(contact, fingerprint, via)
+    db.session.commit()
+    return render_template(
+        "message.html",
+        title="Thank you",
+        text=f"Business messages now go to {wording.mask_email(address.email)}.",
+    )
