@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from .. import auth
@@ -34,6 +34,12 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def fresh_session() -> None:
+    """Drop the session and the CSRF token cached for this request with it."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+
+
 @bp.get("/login")
 def login():
     """The sign-in form."""
@@ -55,7 +61,7 @@ def login_submit():
             "admin/login.html", error=message, email=email, next=request.form.get("next", "")
         ), 401
     # A new session on sign-in: nothing from before the login carries over.
-    session.clear()
+    fresh_session()
     login_user(admin)
     record_action("login", admin=admin, ip=request.remote_addr)
     db.session.commit()
@@ -68,6 +74,6 @@ def logout():
     record_action("logout")
     db.session.commit()
     logout_user()
-    session.clear()
+    fresh_session()
     flash("You are signed out.")
     return redirect(url_for("admin.login"), code=303)
