@@ -679,3 +679,11 @@ def test_a_larger_contact_file_is_accepted_than_a_public_form_would_take(signed_
 
     response = upload(signed_in, "email,name\n" + rows)
     assert response.status_code == 200 and "invited 3000" in response.get_data(as_text=True)
+
+
+def test_an_htmx_request_without_a_session_sends_the_window_to_login(client, world):
+    response = client.get("/admin/contacts?q=pat", headers={"HX-Request": "true"})
+
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/admin/login?next=")
+    assert response.get_data() == b""

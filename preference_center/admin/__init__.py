@@ -40,6 +40,11 @@ def require_admin_session():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if not current_user.is_authenticated:
+        if wants_fragment():
+            # A session that ended while the page was open: a redirect would be followed
+            # inside the request and the login page swapped into a fragment's place.
+            login_url = login_manager.unauthorized().headers["Location"]
+            return "", 401, {"HX-Redirect": login_url}
         return login_manager.unauthorized()
     if (
         request.method not in SAFE_METHODS
