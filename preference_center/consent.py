@@ -184,8 +184,11 @@ def _transition(
 
 
 def find_subscription(contact: Contact, mailing_list: MailingList) -> Subscription | None:
+    """The contact's subscription to a list, re-read so it is current after a lock."""
     return db.session.execute(
-        db.select(Subscription).filter_by(contact_id=contact.id, list_id=mailing_list.id)
+        db.select(Subscription)
+        .filter_by(contact_id=contact.id, list_id=mailing_list.id)
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 from flask import has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -35,8 +38,29 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        if has_request_context():
+        if connection.get_execution_options().get("read_only"):
+            read_only = True
+        elif has_request_context():
             read_only = request.method in SAFE_METHODS
         else:
             read_only = click.get_current_context(silent=True) is None
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def read_only_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for long reads (verification, exports) that sees one snapshot.
+
+    PostgreSQL: a read-only REPEATABLE READ transaction, so every statement of
+    a verification sees the same moment. SQLite: a deferred BEGIN, which in WAL
+    mode is a snapshot too and does not hold the write lock (BEGIN IMMEDIATE
+    would stall every writer for the length of an export).
+    """
+    options: dict = {"read_only": True}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with engine.connect().execution_options(**options) as connection:
+        try:
+            yield connection
+        finally:
+            connection.rollback()

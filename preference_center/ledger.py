@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection, Row
+
+from .database import read_only_connection
 from .extensions import db
-from .models import ConsentEvent, Contact
+from .models import ConsentEvent, Contact, MailingList, Subscription
 
 HASHED_FIELDS = (
     "contact",
@@ -59,8 +63,8 @@ def event_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def hashed_fields(event: ConsentEvent, contact_public_id: str, list_slug: str | None) -> dict:
-    """The fields of a stored event in the shape the hash covers."""
+def hashed_fields(event: ConsentEvent | Row, contact_public_id: str, list_slug: str | None) -> dict:
+    """The fields of a stored event (an ORM object or a Core row) as the hash covers them."""
     return {
         "contact": contact_public_id,
         "list": list_slug,
@@ -98,6 +102,194 @@ def append(contact: Contact, event: ConsentEvent, list_slug: str | None) -> Cons
 
 @dataclass
 class ChainProblem:
+    """One thing verification found wrong: an event, a contact's head or a subscription."""
+
     event_id: int | None
     contact_public_id: str
     message: str
+    list_slug: str | None = None
+
+    def __str__(self) -> str:
+        if self.event_id is not None:
+            where = f"event {self.event_id} of contact {self.contact_public_id}"
+        elif self.list_slug is not None:
+            where = f"subscription of contact {self.contact_public_id} to {self.list_slug}"
+        else:
+            where = f"contact {self.contact_public_id}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_all`` checked and what it found, in the order it found it."""
+
+    contacts_checked: int = 0
+    events_checked: int = 0
+    subscriptions_checked: int = 0
+    problems: list[ChainProblem] = field(default_factory=list)
+    # Problems beyond ``problems`` (which is capped) are only counted.
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def first_problem(self) -> ChainProblem | None:
+        return self.problems[0] if self.problems else None
+
+    def add(self, problem: ChainProblem, keep: int) -> None:
+        self.problem_count += 1
+        if len(self.problems) < keep:
+            self.problems.append(problem)
+
+
+# Event actions whose to_state is a contact-level choice, not a subscription state.
+CONTACT_LEVEL_ACTIONS = frozenset({"decline_business", "allow_business"})
+
+
+class _Peekable:
+    """A stream of rows ordered by contact id, taken one contact at a time."""
+
+    def __init__(self, rows: Iterable[Row]):
+        self._rows = iter(rows)
+        self._next = next(self._rows, None)
+
+    def take(self, contact_id: int) -> Iterator[Row]:
+        # Rows of lower contact ids cannot exist (foreign keys); skip them if they do.
+        while self._next is not None and self._next.contact_id <= contact_id:
+            row, self._next = self._next, next(self._rows, None)
+            if row.contact_id == contact_id:
+                yield row
+
+
+def _stream(connection: Connection, statement, batch_size: int) -> Iterator[Row]:
+    return iter(connection.execution_options(yield_per=batch_size).execute(statement))
+
+
+def verify_all(batch_size: int = 2000, max_problems: int = 1000) -> VerifyReport:
+    """Recompute every contact's chain and replay every subscription.
+
+    Reads contacts, events and subscriptions as three streams ordered by
+    contact id and walks them side by side, so memory holds one contact at a
+    time however long the log is. For each contact: each event's
+    ``prev_hash`` names the previous event's hash, each hash matches the
+    event's fields, the head on the contact is the last event's hash, and each
+    subscription's state is the ``to_state`` of the last event for that list.
+    """
+    report = VerifyReport()
+    event = ConsentEvent.__table__.c
+    contacts = db.select(Contact.id, Contact.public_id, Contact.chain_head).order_by(Contact.id)
+    events = (
+        db.select(*event, MailingList.slug.label("list_slug"))
+        .outerjoin(MailingList, MailingList.id == event.list_id)
+        .order_by(event.contact_id, event.id)
+    )
+    subscriptions = (
+        db.select(
+            Subscription.contact_id,
+            Subscription.list_id,
+            Subscription.state,
+            MailingList.slug.label("list_slug"),
+        )
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .order_by(Subscription.contact_id, Subscription.list_id)
+    )
+    with read_only_connection(db.engine) as connection:
+        event_rows = _Peekable(_stream(connection, events, batch_size))
+        subscription_rows = _Peekable(_stream(connection, subscriptions, batch_size))
+        for contact in _stream(connection, contacts, batch_size):
+            report.contacts_checked += 1
+            replayed = _check_chain(contact, event_rows.take(contact.id), report, max_problems)
+            for subscription in subscription_rows.take(contact.id):
+                report.subscriptions_checked += 1
+                _check_subscription(contact, subscription, replayed, report, max_problems)
+            for slug, (_state, event_id) in replayed.items():
+                report.add(
+                    ChainProblem(
+                        event_id,
+                        contact.public_id,
+                        f"events record the list {slug} but the subscription is missing",
+                        slug,
+                    ),
+                    max_problems,
+                )
+    return report
+
+
+def _check_chain(
+    contact: Row, events: Iterator[Row], report: VerifyReport, keep: int
+) -> dict[str, tuple[str, int]]:
+    """Check one contact's events in order; return each list's replayed (state, last event)."""
+    replayed: dict[str, tuple[str, int]] = {}
+    previous_hash: str | None = None
+    last_id: int | None = None
+    for event in events:
+        report.events_checked += 1
+        if event.prev_hash != previous_hash:
+            report.add(
+                ChainProblem(
+                    event.id,
+                    contact.public_id,
+                    f"prev_hash {_short(event.prev_hash)} does not link to the previous event "
+                    f"({_short(previous_hash)}): an event was removed, inserted or reordered",
+                    event.list_slug,
+                ),
+                keep,
+            )
+        if event_hash(hashed_fields(event, contact.public_id, event.list_slug)) != event.hash:
+            report.add(
+                ChainProblem(
+                    event.id,
+                    contact.public_id,
+                    "its hash does not match its fields: the event was edited",
+                    event.list_slug,
+                ),
+                keep,
+            )
+        # Link the next event to the hash as stored, so one edit is one problem.
+        previous_hash, last_id = event.hash, event.id
+        if (
+            event.list_slug is not None
+            and event.to_state is not None
+            and event.action not in CONTACT_LEVEL_ACTIONS
+        ):
+            replayed[event.list_slug] = (event.to_state, event.id)
+    if contact.chain_head != previous_hash:
+        report.add(
+            ChainProblem(
+                last_id,
+                contact.public_id,
+                f"the head stored on the contact ({_short(contact.chain_head)}) is not the hash "
+                f"of its last event ({_short(previous_hash)}): the newest event was removed "
+                "or the head rewritten",
+            ),
+            keep,
+        )
+    return replayed
+
+
+def _check_subscription(
+    contact: Row,
+    subscription: Row,
+    replayed: dict[str, tuple[str, int]],
+    report: VerifyReport,
+    keep: int,
+) -> None:
+    """Compare one subscription with the replay of its events (and consume the replay)."""
+    slug = subscription.list_slug
+    if slug not in replayed:
+        message = f"state {subscription.state!r} but no event records it"
+    else:
+        state, event_id = replayed.pop(slug)
+        if state == subscription.state:
+            return
+        message = (
+            f"state {subscription.state!r} but its events replay to {state!r} "
+            f"(last event {event_id})"
+        )
+    report.add(ChainProblem(None, contact.public_id, message, slug), keep)
+
+
+def _short(value: str | None) -> str:
+    return value[:12] + "…" if value else "none"

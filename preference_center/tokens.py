@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from .extensions import db
 from .models import Contact
@@ -36,6 +36,8 @@ class InvalidLink(Exception):
 class LinkClaims:
     contact: Contact
     scope: dict
+    # True for a genuine link past its age: it may still withdraw, nothing else.
+    expired: bool = False
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
@@ -48,11 +50,27 @@ def sign(purpose: str, contact: Contact, **scope: str | int) -> str:
     return _serializer(purpose).dumps(payload)
 
 
-def verify(purpose: str, token: str, *, check_version: bool = True) -> LinkClaims:
-    """Return the contact and scope a token names, or raise ``InvalidLink``."""
+def verify(
+    purpose: str, token: str, *, check_version: bool = True, allow_expired: bool = False
+) -> LinkClaims:
+    """Return the contact and scope a token names, or raise ``InvalidLink``.
+
+    With ``allow_expired`` a correctly signed link past its age is accepted
+    and marked ``expired``, so the caller can let it withdraw and nothing more.
+    """
     max_age = current_app.config[_MAX_AGE_SETTING[purpose]] * 86400
+    serializer = _serializer(purpose)
+    expired = False
     try:
-        payload = _serializer(purpose).loads(token, max_age=max_age)
+        payload = serializer.loads(token, max_age=max_age)
+    except SignatureExpired as error:
+        if not allow_expired or error.payload is None:
+            raise InvalidLink from error
+        try:
+            payload = serializer.load_payload(error.payload)
+        except BadData as bad:
+            raise InvalidLink from bad
+        expired = True
     except BadData as error:
         raise InvalidLink from error
     if not isinstance(payload, dict) or not isinstance(payload.get("c"), str):
@@ -65,7 +83,7 @@ def verify(purpose: str, token: str, *, check_version: bool = True) -> LinkClaim
     if check_version and payload.get("v") != contact.token_version:
         raise InvalidLink
     scope = {k: v for k, v in payload.items() if k not in {"c", "v"}}
-    return LinkClaims(contact=contact, scope=scope)
+    return LinkClaims(contact=contact, scope=scope, expired=expired)
 
 
 def manage_url(contact: Contact) -> str:

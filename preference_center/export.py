@@ -1,0 +1,350 @@
+"""Export of the consent log: streamed rows, CSV/JSON/NDJSON, and a manifest.
+
+Rows come from one streamed Core select, so memory stays flat however many
+events there are. Each export is recorded as an admin action whose detail is
+its manifest (row count, filters, sha256 of the bytes, the chain heads it
+covers).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import case
+
+from .database import read_only_connection
+from .extensions import db
+from .ledger import format_time
+from .models import PERSONAL, Address, AdminAction, ConsentEvent, Contact, MailingList, utcnow
+
+FORMATS = ("csv", "json", "ndjson")
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "ndjson": "application/x-ndjson",
+}
+
+# ``contact`` repeats ``contact_id`` under the name the hash uses, so every
+# field of ``ledger.HASHED_FIELDS`` is in a row under its own name and an
+# auditor can recompute each hash from a JSON or NDJSON export alone.
+EXPORT_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "contact_id",
+    "contact",
+    "email",
+    "list",
+    "action",
+    "from_state",
+    "to_state",
+    "basis",
+    "source",
+    "channel",
+    "actor",
+    "ip",
+    "user_agent",
+    "evidence",
+    "notice_version",
+    "request_id",
+    "detail",
+    "prev_hash",
+    "hash",
+)
+_CONTACT = EXPORT_COLUMNS.index("contact_id")
+_HASH = EXPORT_COLUMNS.index("hash")
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
+CHUNK_ROWS = 500
+
+
+class ExportError(ValueError):
+    """Filters the export cannot honour (unknown list or contact, bad dates)."""
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    """An ISO 8601 date or time as naive UTC; a time without an offset is taken as UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ExportError(f"{value!r} is not an ISO 8601 date or time.") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def stream_rows(
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    list_slug: str | None = None,
+    contact_public_id: str | None = None,
+    batch_size: int = 2000,
+) -> Iterator[tuple]:
+    """Events as tuples in ``EXPORT_COLUMNS`` order, oldest id first.
+
+    ``since`` is inclusive, ``until`` exclusive. Filters are checked now (an
+    unknown list or contact raises ``ExportError`` before anything is
+    streamed); rows are read lazily on their own read-only connection, so the
+    iterator can be consumed outside the app context (a streamed response).
+    """
+    since, until = parse_time(since), parse_time(until)
+    if since and until and since >= until:
+        raise ExportError("--since must be earlier than --until.")
+    event = ConsentEvent.__table__.c
+    statement = db.select(
+        event.id,
+        event.occurred_at,
+        Contact.public_id,
+        case((Contact.erased_at.is_(None), _primary_email()), else_=None),
+        MailingList.slug,
+        event.action,
+        event.from_state,
+        event.to_state,
+        event.basis,
+        event.source,
+        event.channel,
+        event.actor,
+        event.ip,
+        event.user_agent,
+        event.evidence,
+        event.notice_version,
+        event.request_id,
+        event.detail,
+        event.prev_hash,
+        event.hash,
+    )
+    statement = (
+        statement.select_from(ConsentEvent.__table__)
+        .join(Contact, Contact.id == event.contact_id)
+        .outerjoin(MailingList, MailingList.id == event.list_id)
+        .order_by(event.id)
+    )
+    engine = db.engine
+    with read_only_connection(engine) as connection:
+        if list_slug:
+            list_id = connection.scalar(db.select(MailingList.id).filter_by(slug=list_slug))
+            if list_id is None:
+                raise ExportError(f"No list has the slug {list_slug!r}.")
+            statement = statement.where(event.list_id == list_id)
+        if contact_public_id:
+            contact_id = connection.scalar(
+                db.select(Contact.id).filter_by(public_id=contact_public_id)
+            )
+            if contact_id is None:
+                raise ExportError(f"No contact has the id {contact_public_id!r}.")
+            statement = statement.where(event.contact_id == contact_id)
+    if since:
+        statement = statement.where(event.occurred_at >= since)
+    if until:
+        statement = statement.where(event.occurred_at < until)
+    return _rows(engine, statement, batch_size)
+
+
+def _primary_email():
+    """The contact's personal address, else its first one (as ``Contact.primary_email``)."""
+    return (
+        db.select(Address.email)
+        .where(Address.contact_id == ConsentEvent.__table__.c.contact_id)
+        .order_by(case((Address.kind == PERSONAL, 0), else_=1), Address.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _rows(engine, statement, batch_size: int) -> Iterator[tuple]:
+    with read_only_connection(engine) as connection:
+        result = connection.execution_options(yield_per=batch_size).execute(statement)
+        for event_id, occurred_at, public_id, email, *rest in result:
+            yield (event_id, format_time(occurred_at), public_id, public_id, email, *rest)
+
+
+def render(format: str, rows: Iterable[tuple], bom: bool = False) -> Iterator[str]:
+    """Text chunks of ``rows`` as ``csv``, ``json`` (one array) or ``ndjson``.
+
+    The BOM (for spreadsheets that guess the encoding) applies to CSV only:
+    JSON must not start with one (RFC 8259).
+    """
+    if format == "csv":
+        return _csv(rows, bom)
+    if format == "json":
+        return _json(rows)
+    if format == "ndjson":
+        return _ndjson(rows)
+    raise ExportError(f"Unknown format {format!r}; use one of {', '.join(FORMATS)}.")
+
+
+def neutralise(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: a leading ``'`` before a formula trigger."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _csv(rows: Iterable[tuple], bom: bool) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if bom:
+        buffer.write(BOM)
+    writer.writerow(EXPORT_COLUMNS)
+    for count, row in enumerate(rows, 1):
+        writer.writerow([neutralise(value) for value in row])
+        if count % CHUNK_ROWS == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _object(row: tuple) -> str:
+    return json.dumps(dict(zip(EXPORT_COLUMNS, row, strict=True)), ensure_ascii=False)
+
+
+def _ndjson(rows: Iterable[tuple]) -> Iterator[str]:
+    lines: list[str] = []
+    for row in rows:
+        lines.append(_object(row) + "\n")
+        if len(lines) == CHUNK_ROWS:
+            yield "".join(lines)
+            lines.clear()
+    yield "".join(lines)
+
+
+def _json(rows: Iterable[tuple]) -> Iterator[str]:
+    separator = "[\n"
+    lines: list[str] = []
+    for row in rows:
+        lines.append(separator + _object(row))
+        separator = ",\n"
+        if len(lines) == CHUNK_ROWS:
+            yield "".join(lines)
+            lines.clear()
+    lines.append("[\n]\n" if separator == "[\n" else "\n]\n")
+    yield "".join(lines)
+
+
+class Export:
+    """One export run: its bytes, and what its manifest says once they are all out."""
+
+    def __init__(self, format: str, filters: dict | None = None, bom: bool = False):
+        if format not in FORMATS:
+            raise ExportError(f"Unknown format {format!r}; use one of {', '.join(FORMATS)}.")
+        self.format, self.bom = format, bom and format == "csv"
+        self.filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+        self.generated_at = utcnow()
+        self.rows = stream_rows(**self.filters)  # validates the filters now
+        self.row_count = 0
+        self.size = 0
+        self.heads: dict[str, str] = {}
+        self._sha256 = hashlib.sha256()
+
+    def _counted(self, rows: Iterable[tuple]) -> Iterator[tuple]:
+        for row in rows:
+            self.row_count += 1
+            self.heads[row[_CONTACT]] = row[_HASH]
+            yield row
+
+    def chunks(self) -> Iterator[bytes]:
+        """The export as UTF-8 byte chunks; the manifest is complete after the last one."""
+        for text in render(self.format, self._counted(self.rows), bom=self.bom):
+            data = text.encode("utf-8")
+            self._sha256.update(data)
+            self.size += len(data)
+            yield data
+
+    def manifest(self, file: str | None = None) -> dict:
+        return {
+            "file": file,
+            "format": self.format,
+            "bom": self.bom,
+            "filters": {
+                key: format_time(value) if isinstance(value, datetime) else value
+                for key, value in (
+                    ("since", parse_time(self.filters.get("since"))),
+                    ("until", parse_time(self.filters.get("until"))),
+                    ("list", self.filters.get("list_slug")),
+                    ("contact", self.filters.get("contact_public_id")),
+                )
+            },
+            "columns": list(EXPORT_COLUMNS),
+            "rows": self.row_count,
+            "bytes": self.size,
+            "sha256": self._sha256.hexdigest(),
+            "generated_at": format_time(self.generated_at),
+            # The hash of the last exported event of each contact in the export.
+            "chain_heads": self.heads,
+        }
+
+
+def record_export(manifest: dict, *, actor: str, admin_id: int | None = None) -> AdminAction:
+    """Record an export as an admin action and commit it (its own transaction)."""
+    action = AdminAction(
+        admin_id=admin_id, actor=actor, action="export_log", detail=json.dumps(manifest)
+    )
+    db.session.add(action)
+    db.session.commit()
+    return action
+
+
+def download(
+    format: str,
+    filters: dict | None = None,
+    bom: bool = False,
+    *,
+    actor: str,
+    admin_id: int | None = None,
+) -> Iterator[bytes]:
+    """Byte chunks for a streamed download, recording the export once fully sent.
+
+    Filters are checked when this is called. The recording needs the app
+    context: wrap the iterator in ``flask.stream_with_context``.
+    """
+    export = Export(format, filters, bom)
+
+    def body() -> Iterator[bytes]:
+        yield from export.chunks()
+        record_export(export.manifest(), actor=actor, admin_id=admin_id)
+
+    return body()
+
+
+def write_export(
+    path: str | os.PathLike,
+    format: str,
+    filters: dict | None = None,
+    bom: bool = False,
+    *,
+    actor: str = "cli",
+    admin_id: int | None = None,
+) -> dict:
+    """Write an export to ``path`` and its manifest to ``<path>.manifest.json``.
+
+    The file appears whole or not at all (written beside, then renamed). The
+    export is recorded as an admin action; returns the manifest.
+    """
+    path = Path(path)
+    export = Export(format, filters, bom)
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            for chunk in export.chunks():
+                out.write(chunk)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    manifest = export.manifest(file=path.name)
+    manifest_path = path.with_name(path.name + ".manifest.json")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    record_export(manifest, actor=actor, admin_id=admin_id)
+    return manifest
