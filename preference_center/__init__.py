@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     # auth registers the Flask-Login user loader when imported.
     from . import (  # noqa: F401
+        admin,
         api,
         auth,
         business_address,
@@ -60,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(cli.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(admin.bp)
     security.init_app(app)
     errors.init_app(app)
     return app

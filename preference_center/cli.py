@@ -11,6 +11,7 @@ import click
 from flask import Blueprint
 
 from . import (
+    auth,
     consent,
     demo,
     export,
@@ -86,6 +87,37 @@ def send_mail_command(loop: bool, interval: float):
             return
         if not sent:
             time.sleep(interval)
+
+
+@bp.cli.command("create-admin")
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice(auth.ROLES),
+    default="admin",
+    show_default=True,
+    help="admin: everything; auditor: read and export only.",
+)
+@click.password_option(
+    help="Asked for twice (hidden); when piped, read from stdin (the same line twice)."
+)
+def create_admin_command(email: str, role: str, password: str):
+    """Create an admin account for EMAIL; the password is prompted for, never an argument."""
+    try:
+        admin = auth.create_admin(email, password, role)
+    except auth.AdminError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.add(
+        AdminAction(
+            admin_id=admin.id,
+            actor="cli",
+            action="create_admin",
+            detail=json.dumps({"email": admin.email, "role": role}),
+        )
+    )
+    db.session.commit()
+    click.echo(f"Created {role} {admin.email}. Sign in at /admin/login.")
 
 
 @bp.cli.command("verify-log")

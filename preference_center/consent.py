@@ -209,12 +209,15 @@ def place(
     state: str,
     provenance: Provenance,
     via: Via,
+    *,
+    detail: str | None = None,
 ) -> tuple[Subscription, str]:
     """Create or update a subscription on someone else's word (import, API, admin).
 
     Returns the subscription and what happened: ``created``, ``updated``,
     ``unchanged`` or ``suppressed``. An unsubscribed contact is never put back
-    on a list this way: only the contact can opt in again.
+    on a list this way: only the contact can opt in again. ``detail`` goes into
+    the event (an admin's reason).
     """
     provenance.checked(mailing_list, state)
     if state not in (INVITED, SUBSCRIBED):
@@ -266,6 +269,7 @@ def place(
         basis=provenance.basis,
         source=provenance.source,
         evidence=provenance.evidence,
+        detail=detail,
     )
     return subscription, outcome
 

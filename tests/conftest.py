@@ -201,6 +201,8 @@ class IsolatedClient(FlaskClient):
     """
 
     def open(self, *args, **kwargs):
+        # Read a streamed body inside the request's context, where it was made.
+        kwargs.setdefault("buffered", True)
         db.session.commit()
         try:
             return contextvars.Context().run(super().open, *args, **kwargs)
