@@ -202,3 +202,16 @@ def test_receipts_can_be_turned_off(app, client, manage_path, morgan):
     later = utcnow() + timedelta(seconds=app.config["RECEIPT_DELAY_SECONDS"] + 1)
     assert receipts.queue_due(later) == 0
     assert [e.action for e in events_of(contact)[-2:]] == ["receipts_off", "withdraw"]
+
+
+def test_one_click_links_keep_working_after_a_reset(client, manage_path, morgan):
+    contact, _, insights = morgan
+    one_click = tokens.unsubscribe_url(contact, "market-insights").split("prefs.example.test")[1]
+    page = client.get(manage_path(contact))
+    client.post(f"{manage_path(contact)}/reset", data={"csrf_token": csrf_token(page.text)})
+
+    response = client.post(one_click, data={"List-Unsubscribe": "One-Click"})
+
+    assert response.status_code == 200
+    assert state_of(contact, insights) == "unsubscribed"
+    assert events_of(contact)[-1].channel == "one_click"
