@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from . import ledger, mailer
+from . import ledger, mailer, suppression
 from .extensions import db
 from .models import (
     BASES,
@@ -198,12 +198,14 @@ def place(
     state: str,
     provenance: Provenance,
     via: Via,
-) -> tuple[Subscription, str]:
+) -> tuple[Subscription | None, str]:
     """Create or update a subscription on someone else's word (import, API, admin).
 
     Returns the subscription and what happened: ``created``, ``updated``,
     ``unchanged`` or ``suppressed``. An unsubscribed contact is never put back
-    on a list this way: only the contact can opt in again.
+    on a list this way: only the contact can opt in again. Nor is an erased
+    contact or an erased address (a tombstone): then nothing is written and
+    the subscription is ``None`` unless one exists.
     """
     provenance.checked(mailing_list, state)
     if state not in (INVITED, SUBSCRIBED):
@@ -216,6 +218,10 @@ def place(
         )
     lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
+    if contact.erased_at is not None or any(
+        suppression.suppressed_address(address.email) for address in contact.addresses
+    ):
+        return subscription, "suppressed"
     if subscription is not None:
         current = effective_state(subscription)
         if current == UNSUBSCRIBED or subscription.disputed_at is not None:
