@@ -268,11 +268,9 @@ def _check_chain(
                 ),
                 keep,
             )
-        personal_problem = _personal_problem(event)
-        if personal_problem:
-            report.add(
-                ChainProblem(event.id, contact.public_id, personal_problem, event.list_slug), keep
-            )
+        problem = personal_problem(event)
+        if problem:
+            report.add(ChainProblem(event.id, contact.public_id, problem, event.list_slug), keep)
         # Link the next event to the hash as stored, so one edit is one problem.
         previous_hash, last_id = event.hash, event.id
         if (
@@ -295,7 +293,7 @@ def _check_chain(
     return replayed
 
 
-def _personal_problem(event: Row) -> str | None:
+def personal_problem(event: Row) -> str | None:
     """What is wrong with an event's personal fields, if anything."""
     if event.personal_salt is not None:
         if personal_digest(event.personal_salt, event) != event.personal_digest:
