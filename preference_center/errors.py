@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+from .preferences import LinkExpired
 from .tokens import InvalidLink
 
 TITLES = {
@@ -47,6 +48,15 @@ def init_app(app: Flask) -> None:
         )
         return error_page(404, text, "invalid_link")
 
+    @app.errorhandler(LinkExpired)
+    def link_expired(_error):
+        # The link is genuine but old: saying no still works, the rest needs a fresh link.
+        db.session.rollback()
+        text = "This link has expired for that. Saying no still works from it."
+        if wants_json():
+            return error_page(403, text, "link_expired")
+        return render_template("link_expired.html", title="This link has expired", text=text), 403
+
     @app.errorhandler(CSRFError)
     def csrf_error(_error):
         db.session.rollback()
@@ -62,7 +72,13 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         db.session.rollback()
-        text = error.description if error.code != 500 else "Something went wrong on our side."
+        if error.code == 429:
+            # The same words whichever limit was hit: no hint about the address.
+            text = "Too many requests. Please wait a while and try again."
+        elif error.code == 500:
+            text = "Something went wrong on our side."
+        else:
+            text = error.description
         return error_page(error.code or 500, text, error.name.lower().replace(" ", "_"))
 
     @app.errorhandler(Exception)

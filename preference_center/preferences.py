@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from htmx_flask import make_response
 
-from . import consent, tokens, wording
+from . import consent, links, tokens, wording
 from .consent import ConsentError, Via
 from .extensions import db
 from .may_send import deliver_to
@@ -53,9 +53,24 @@ def contact_via() -> Via:
     )
 
 
-def contact_from(token: str) -> Contact:
-    """The contact a manage token names; any bad token is the same 404 page."""
-    return tokens.verify(tokens.MANAGE, token).contact
+class LinkExpired(Exception):
+    """A genuine manage link past its age, used for something other than saying no."""
+
+
+def contact_from(token: str, *, withdrawing: bool = False) -> Contact:
+    """The contact a manage token names; any bad token is the same 404 page.
+
+    Withdrawal never expires: an expired link may still say no (``withdrawing``),
+    but seeing details or saying yes needs a fresh link.
+    """
+    claims = tokens.verify(tokens.MANAGE, token, allow_expired=True)
+    if claims.expired and not withdrawing:
+        raise LinkExpired
+    return claims.contact
+
+
+def link_is_expired(token: str) -> bool:
+    return tokens.verify(tokens.MANAGE, token, allow_expired=True).expired
 
 
 def offered_lists() -> list[MailingList]:
@@ -165,10 +180,14 @@ def refused(error: ConsentError, token: str, row: Row | None = None):
 @bp.get("/p/<token>")
 def page(token: str):
     """The preference page: every list, its state, and why the contact is on it."""
-    contact = contact_from(token)
-    response = make_response(
-        render_template("preferences/page.html", **page_context(token, contact))
-    )
+    contact = contact_from(token, withdrawing=True)
+    if link_is_expired(token):
+        template = "preferences/withdraw_only.html"
+    else:
+        template = "preferences/page.html"
+    context = page_context(token, contact)
+    context["history"] = wording.history(contact)
+    response = make_response(render_template(template, **context))
     response.headers["Vary"] = "HX-Request"
     return response
 
@@ -176,41 +195,42 @@ def page(token: str):
 @bp.post("/p/<token>/lists/<slug>")
 def toggle(token: str, slug: str):
     """Turn one list on or off; the htmx row or a 303 back to the page."""
-    contact = contact_from(token)
-    mailing_list = find_list(slug)
     wanted = request.form.get("subscribed") == "yes"
+    contact = contact_from(token, withdrawing=not wanted)
+    mailing_list = find_list(slug)
     subscription = consent.find_subscription(contact, mailing_list)
     try:
         if wanted:
             notice = f"Ticked on the preference page (notice v{mailing_list.notice_version})"
-            changed = consent.opt_in(contact, mailing_list, contact_via(), evidence=notice)
+            outcome = consent.opt_in(contact, mailing_list, contact_via(), evidence=notice)
         else:
             changed = subscription is not None and consent.withdraw(subscription, contact_via())
+            outcome = "withdrawn" if changed else consent.UNCHANGED
     except ConsentError as error:
         return refused(error, token, build_row(contact, mailing_list, subscription))
     db.session.commit()
     row = build_row(contact, mailing_list, consent.find_subscription(contact, mailing_list))
-    row.message = saved_message(row, changed)
+    row.message = saved_message(row, outcome)
     if not wants_fragment():
         return back_to_page(token, row.message, f"list-{slug}")
     return fragment("preferences/_list_row.html", row=row, token=token)
 
 
-def saved_message(row: Row, changed: bool) -> str:
+def saved_message(row: Row, outcome: str) -> str:
     name = row.mailing_list.name
-    if not changed:
-        return "No change."
-    if row.state == PENDING:
+    if outcome == consent.OPTED_IN:
         return f"Almost done: we sent a confirmation link to {row.pending_to}."
-    if row.state == SUBSCRIBED:
-        return f"Saved: you will receive {name}."
-    return f"Saved: you will no longer receive {name}."
+    if outcome == consent.RECONFIRMING:
+        return f"We sent a link to confirm that you want to keep {name}."
+    if outcome == "withdrawn":
+        return f"Saved: you will no longer receive {name}."
+    return "No change."
 
 
 @bp.post("/p/<token>/everything")
 def withdraw_everything(token: str):
     """Unsubscribe from every list in one step."""
-    contact = contact_from(token)
+    contact = contact_from(token, withdrawing=True)
     count = consent.withdraw_everything(contact, contact_via())
     db.session.commit()
     message = (
@@ -222,8 +242,8 @@ def withdraw_everything(token: str):
 @bp.post("/p/<token>/business")
 def business_choice(token: str):
     """Allow or decline business messages; personal lists are never touched."""
-    contact = contact_from(token)
     choice = request.form.get("business")
+    contact = contact_from(token, withdrawing=choice == "declined")
     if choice == "declined":
         consent.decline_business_contact(contact, contact_via())
         message = "Done: no business messages. Personal messages from the sender are not affected."
@@ -239,7 +259,7 @@ def business_choice(token: str):
 @bp.post("/p/<token>/lists/<slug>/dispute")
 def dispute(token: str, slug: str):
     """ "I never agreed to this": withdraw now and flag it for the admins."""
-    contact = contact_from(token)
+    contact = contact_from(token, withdrawing=True)
     mailing_list = find_list(slug)
     subscription = consent.find_subscription(contact, mailing_list)
     if subscription is None:
@@ -259,3 +279,33 @@ def sections_or_page(token: str, contact: Contact, message: str):
         return back_to_page(token, message)
     db.session.refresh(contact)
     return fragment("preferences/_sections.html", **page_context(token, contact, message))
+
+
+@bp.post("/p/<token>/reset")
+def reset_links(token: str):
+    """Make every earlier manage link stop working and email a fresh one."""
+    contact = contact_from(token)
+    links.reset(contact, contact_via())
+    db.session.commit()
+    text = (
+        "Done: the links you had no longer work. We emailed a new one to "
+        f"{wording.mask_email(contact.primary_email)}."
+    )
+    return render_template("message.html", title="Your links were reset", text=text)
+
+
+@bp.post("/p/<token>/receipts")
+def receipts(token: str):
+    """Turn emailed receipts of page changes on or off."""
+    contact = contact_from(token)
+    wanted = request.form.get("receipts")
+    if wanted not in ("on", "off"):
+        abort(400, description="Choose whether you want receipts.")
+    consent.set_receipts(contact, wanted == "on", contact_via())
+    db.session.commit()
+    message = (
+        "Saved: we will email you a receipt after changes."
+        if wanted == "on"
+        else "Saved: no more receipts."
+    )
+    return back_to_page(token, message, "your-history")

@@ -43,6 +43,8 @@ class LinkClaims:
     scope: dict
     # True for a genuine link past its age: it may still withdraw, nothing else.
     expired: bool = False
+    # The token version the link was signed with (see Contact.token_version).
+    version: int | None = None
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
@@ -88,7 +90,7 @@ def verify(
     if check_version and payload.get("v") != contact.token_version:
         raise InvalidLink
     scope = {k: v for k, v in payload.items() if k not in {"c", "v"}}
-    return LinkClaims(contact=contact, scope=scope, expired=expired)
+    return LinkClaims(contact=contact, scope=scope, expired=expired, version=payload.get("v"))
 
 
 def manage_url(contact: Contact) -> str:
