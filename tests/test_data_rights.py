@@ -403,3 +403,58 @@ def test_place_refuses_a_contact_whose_address_is_suppressed(make):
     assert (subscription, outcome) == (None, "suppressed")
     assert events_of(contact) == []
     assert db.session.execute(sa.select(Contact).filter_by(id=contact.id)).scalar_one()
+
+
+def test_the_api_reports_a_contact_with_an_erased_address_as_suppressed(client, make, api_auth):
+    make.list("market-insights")
+    contact = make.contact("lee@example.com")
+    contact.addresses.append(Address(email="lee@old-job.example", kind="business"))
+    suppression.add_tombstone("lee@old-job.example")
+    db.session.commit()
+
+    response = client.post(
+        "/api/v1/contacts",
+        headers=api_auth("contacts:write"),
+        json={
+            "email": "lee@example.com",
+            "subscriptions": [
+                {
+                    "list": "market-insights",
+                    "state": "subscribed",
+                    "source": "signup form",
+                    "added_by": "Dana Reyes",
+                    "basis": "express",
+                    "evidence": "ticked the box",
+                }
+            ],
+        },
+    )
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "suppressed"
+    assert "was erased" in response.json["error"]["message"]
+    assert events_of(contact) == []
+
+
+def test_after_erasure_import_contacts_reports_the_address_as_suppressed(
+    client, pat, manage_path, smtp, runner, tmp_path
+):
+    ask(client, manage_path, pat, "erase")
+    path = link_path(deliver(smtp)[0], "erase")
+    client.post(path, data={"csrf_token": csrf_token(client.get(path).text)})
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text("email,name\nPat@Example.com,Pat Doe\npat@work.example,Pat\n")
+    before = counts()
+
+    fresh()  # release SQLite's write lock before the command runs
+    result = runner.invoke(
+        args=["import-contacts", str(csv_file), "--list", "insights", "--source", "fair",
+              "--basis", "express", "--added-by", "Dana Reyes"]
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "created 0, updated 0, invited 0, unchanged 0, suppressed 2, rejected 0" in (
+        result.output
+    )
+    assert counts() == before
+    assert "pat@example.com" not in all_text_in_the_database()
