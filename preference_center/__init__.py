@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         fresh_link,
         health,
         preferences,
+        rights,
         unsubscribe,
     )
 
@@ -58,6 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(fresh_link.bp)
     app.register_blueprint(confirmation.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(rights.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(unsubscribe.bp)

@@ -420,6 +420,9 @@ def write_contact(body: dict) -> tuple[int, dict]:
 
 
 def suppressed_reason(email: str, subscription) -> str:
+    if subscription is None:
+        # consent.place found one of the contact's addresses erased (a tombstone).
+        return f"An address of the contact of {email} was erased; nothing can be added for it."
     slug = subscription.mailing_list.slug
     if subscription.disputed_at is not None:
         return (

@@ -43,6 +43,9 @@ def from_environment(instance_path: str) -> dict:
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),
+        # Links that download or erase someone's data live one day.
+        "DATA_EXPORT_LINK_MAX_AGE_DAYS": _int("DATA_EXPORT_LINK_MAX_AGE_DAYS", 1),
+        "ERASE_LINK_MAX_AGE_DAYS": _int("ERASE_LINK_MAX_AGE_DAYS", 1),
         # Page changes within this many seconds share one emailed receipt.
         "RECEIPT_DELAY_SECONDS": _int("RECEIPT_DELAY_SECONDS", 600),
         "MAIL_SERVER": env("MAIL_SERVER") or "127.0.0.1",

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 
-from . import ledger, mailer
+from . import ledger, mailer, suppression
 from .extensions import db
 from .models import (
     BASES,
@@ -211,13 +211,15 @@ def place(
     via: Via,
     *,
     detail: str | None = None,
-) -> tuple[Subscription, str]:
+) -> tuple[Subscription | None, str]:
     """Create or update a subscription on someone else's word (import, API, admin).
 
     Returns the subscription and what happened: ``created``, ``updated``,
     ``unchanged`` or ``suppressed``. An unsubscribed contact is never put back
-    on a list this way: only the contact can opt in again. ``detail`` goes into
-    the event (an admin's reason).
+    on a list this way: only the contact can opt in again. Nor is an erased
+    contact or an erased address (a tombstone): then nothing is written and
+    the subscription is ``None`` unless one exists. ``detail`` goes into the
+    event (an admin's reason).
     """
     provenance.checked(mailing_list, state)
     if state not in (INVITED, SUBSCRIBED):
@@ -230,6 +232,10 @@ def place(
         )
     contact = lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
+    if contact.erased_at is not None or any(
+        suppression.suppressed_address(address.email) for address in contact.addresses
+    ):
+        return subscription, "suppressed"
     if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
         # Declining withdrew every business list; only the contact can undo that.
         if subscription is not None:

@@ -36,6 +36,7 @@ _COLUMNS = (
     ConsentEvent.notice_version,
     ConsentEvent.evidence,
     ConsentEvent.request_id,
+    ConsentEvent.personal_digest,
     ConsentEvent.prev_hash,
     ConsentEvent.hash,
 )

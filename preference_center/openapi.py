@@ -190,6 +190,7 @@ SCHEMAS = {
             "notice_version",
             "evidence",
             "request_id",
+            "personal_digest",
             "prev_hash",
             "hash",
         ],
@@ -208,6 +209,11 @@ SCHEMAS = {
             "notice_version": _nullable("integer"),
             "evidence": _nullable("string"),
             "request_id": {"type": "string"},
+            "personal_digest": {
+                "type": "string",
+                "description": "What the hash covers in place of the personal fields "
+                "(IP, user agent, evidence, detail); see the README.",
+            },
             "prev_hash": _nullable("string"),
             "hash": {"type": "string"},
         },

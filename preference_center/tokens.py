@@ -19,12 +19,17 @@ MANAGE = "manage-preferences"
 UNSUBSCRIBE = "one-click-unsubscribe"
 CONFIRM = "confirm-subscription"
 VERIFY_ADDRESS = "verify-business-address"
+# Short-lived links for the contact's rights, emailed to the address on file.
+DATA_EXPORT = "data-export"
+ERASE = "erase-my-data"
 
 _MAX_AGE_SETTING = {
     MANAGE: "MANAGE_LINK_MAX_AGE_DAYS",
     UNSUBSCRIBE: "UNSUBSCRIBE_LINK_MAX_AGE_DAYS",
     CONFIRM: "CONFIRM_LINK_MAX_AGE_DAYS",
     VERIFY_ADDRESS: "CONFIRM_LINK_MAX_AGE_DAYS",
+    DATA_EXPORT: "DATA_EXPORT_LINK_MAX_AGE_DAYS",
+    ERASE: "ERASE_LINK_MAX_AGE_DAYS",
 }
 
 

@@ -152,7 +152,9 @@ def event(event_id: int):
         contact=contact,
         slug=slug,
         fields=ledger.hashed_fields(consent_event, contact.public_id, slug),
+        personal={name: getattr(consent_event, name) for name in ledger.PERSONAL_FIELDS},
         hash_matches=recomputed == consent_event.hash,
+        personal_problem=ledger.personal_problem(consent_event),
     )
 
 
