@@ -7,7 +7,13 @@ from flask import Blueprint, abort, render_template, request
 from . import consent, routing, tokens, wording
 from .consent import ConsentError
 from .extensions import db
-from .preferences import contact_from, contact_via, find_list, sections_or_page
+from .preferences import (
+    contact_from,
+    contact_via,
+    find_list,
+    mail_sending_limit,
+    sections_or_page,
+)
 
 bp = Blueprint("business_address", __name__)
 
@@ -18,6 +24,7 @@ def refused(error: ConsentError):
 
 
 @bp.post("/p/<token>/business-address")
+@mail_sending_limit
 def add(token: str):
     """Add a business address; it is used only after its emailed link is confirmed."""
     contact = contact_from(token)

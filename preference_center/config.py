@@ -56,6 +56,8 @@ def from_environment(instance_path: str) -> dict:
         # Seconds to wait for the SMTP server to answer before retrying later.
         "MAIL_TIMEOUT": _int("MAIL_TIMEOUT", 30),
         "MAIL_DEFAULT_SENDER": env("MAIL_DEFAULT_SENDER") or "Dana Reyes <dana@harbor.example>",
+        # Per manage link, for page actions that send the contact an email.
+        "MAIL_SENDING_RATE_LIMIT": env("MAIL_SENDING_RATE_LIMIT") or "10 per hour",
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or "memory://",
         # Per API key; the consent check runs before every send, so allow bursts.
         "API_RATE_LIMIT": env("API_RATE_LIMIT") or "100 per second",

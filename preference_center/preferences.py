@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from htmx_flask import make_response
 
 from . import consent, links, tokens, wording
 from .consent import ConsentError, Via
-from .extensions import db
+from .extensions import db, limiter
 from .may_send import deliver_to
 from .models import (
     BUSINESS,
@@ -23,6 +33,22 @@ from .models import (
 )
 
 bp = Blueprint("preferences", __name__)
+
+
+def link_key() -> str:
+    """Rate-limit bucket of one manage link (hashed: no token in the limiter's store)."""
+    return "link:" + hashlib.sha256(request.view_args["token"].encode()).hexdigest()
+
+
+def not_opting_in() -> bool:
+    return request.form.get("subscribed") != "yes"
+
+
+# Actions that email the contact (confirmations, approvals, exports) are limited
+# per link, so a forwarded link cannot flood someone's inbox. Saying no never is.
+mail_sending_limit = limiter.limit(
+    lambda: current_app.config["MAIL_SENDING_RATE_LIMIT"], key_func=link_key
+)
 
 
 @dataclass
@@ -193,6 +219,11 @@ def page(token: str):
 
 
 @bp.post("/p/<token>/lists/<slug>")
+@limiter.limit(
+    lambda: current_app.config["MAIL_SENDING_RATE_LIMIT"],
+    key_func=link_key,
+    exempt_when=not_opting_in,
+)
 def toggle(token: str, slug: str):
     """Turn one list on or off; the htmx row or a 303 back to the page."""
     wanted = request.form.get("subscribed") == "yes"
@@ -282,6 +313,7 @@ def sections_or_page(token: str, contact: Contact, message: str):
 
 
 @bp.post("/p/<token>/reset")
+@mail_sending_limit
 def reset_links(token: str):
     """Make every earlier manage link stop working and email a fresh one."""
     contact = contact_from(token)

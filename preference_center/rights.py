@@ -14,7 +14,13 @@ from . import data_export, erasure, mailer, tokens, wording
 from .consent import Via
 from .extensions import db
 from .models import Contact, utcnow
-from .preferences import back_to_page, contact_from, fragment, wants_fragment
+from .preferences import (
+    back_to_page,
+    contact_from,
+    fragment,
+    mail_sending_limit,
+    wants_fragment,
+)
 
 bp = Blueprint("rights", __name__)
 
@@ -59,6 +65,7 @@ def _send(token: str, kind: str, subject: str, path: str, purpose: str, setting:
 
 
 @bp.post("/p/<token>/your-data/export")
+@mail_sending_limit
 def request_export(token: str):
     """Email a short-lived download link to the address on file."""
     return _send(
@@ -72,6 +79,7 @@ def request_export(token: str):
 
 
 @bp.post("/p/<token>/your-data/erase")
+@mail_sending_limit
 def request_erasure(token: str):
     """Email a link that asks, once more, whether to erase everything."""
     return _send(

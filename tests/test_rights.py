@@ -215,3 +215,29 @@ def test_one_click_links_keep_working_after_a_reset(client, manage_path, morgan)
     assert response.status_code == 200
     assert state_of(contact, insights) == "unsubscribed"
     assert events_of(contact)[-1].channel == "one_click"
+
+
+def test_mail_sending_actions_are_limited_per_link_but_saying_no_never_is(
+    app, client, manage_path, morgan
+):
+    contact, notes, _ = morgan
+    app.config["MAIL_SENDING_RATE_LIMIT"] = "2 per hour"
+    path = manage_path(contact)
+    token = csrf_token(client.get(path).text)
+
+    statuses = [
+        client.post(
+            f"{path}/business-address", data={"email": f"m{n}@work.example", "csrf_token": token}
+        ).status_code
+        for n in range(3)
+    ]
+    assert statuses == [303, 303, 429]
+    opting_in = client.post(
+        f"{path}/lists/market-insights", data={"subscribed": "yes", "csrf_token": token}
+    )
+    assert opting_in.status_code == 429  # the same link's bucket is spent
+
+    for _ in range(3):  # withdrawals are never limited
+        response = client.post(f"{path}/lists/personal-notes", data={"csrf_token": token})
+        assert response.status_code == 303
+    assert state_of(contact, notes) == "unsubscribed"
