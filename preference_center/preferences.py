@@ -46,9 +46,11 @@ def not_opting_in() -> bool:
 
 # Actions that email the contact (confirmations, approvals, exports) are limited
 # per link, so a forwarded link cannot flood someone's inbox. Saying no never is.
-mail_sending_limit = limiter.limit(
-    lambda: current_app.config["MAIL_SENDING_RATE_LIMIT"], key_func=link_key
-)
+def mail_sending_rate() -> str:
+    return current_app.config["MAIL_SENDING_RATE_LIMIT"]
+
+
+mail_sending_limit = limiter.shared_limit(mail_sending_rate, "mail-per-link", key_func=link_key)
 
 
 @dataclass
@@ -219,10 +221,8 @@ def page(token: str):
 
 
 @bp.post("/p/<token>/lists/<slug>")
-@limiter.limit(
-    lambda: current_app.config["MAIL_SENDING_RATE_LIMIT"],
-    key_func=link_key,
-    exempt_when=not_opting_in,
+@limiter.shared_limit(
+    mail_sending_rate, "mail-per-link", key_func=link_key, exempt_when=not_opting_in
 )
 def toggle(token: str, slug: str):
     """Turn one list on or off; the htmx row or a 303 back to the page."""
