@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
@@ -68,6 +68,15 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         app.logger.warning("database unavailable during %s", request.path)
         return error_page(503, "Please try again in a moment.", "unavailable")
+
+    @app.errorhandler(DataError)
+    def value_not_storable(_error):
+        # The database refused a value (a NUL, a string longer than its column):
+        # the request's fault, and its transaction is rolled back whole.
+        db.session.rollback()
+        app.logger.warning("database refused a value during %s", request.path)
+        text = "A value in that request could not be stored. Please check it and try again."
+        return error_page(400, text, "invalid_value")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -51,7 +51,7 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["LINK_SIGNING_KEYS"], salt=purpose)
 
 
-def sign(purpose: str, contact: Contact, **scope: str | int) -> str:
+def sign(purpose: str, contact: Contact, **scope: str) -> str:
     """A token for ``purpose`` bound to ``contact`` and its current token version."""
     payload = {"c": contact.public_id, "v": contact.token_version, **scope}
     return _serializer(purpose).dumps(payload)
@@ -80,7 +80,11 @@ def verify(
         expired = True
     except BadData as error:
         raise InvalidLink from error
-    if not isinstance(payload, dict) or not isinstance(payload.get("c"), str):
+    # Only our own keys sign, and they sign strings; anything else (a leaked key
+    # minting odd payloads) must not reach a query, where a list or a NUL is an error.
+    if not isinstance(payload, dict):
+        raise InvalidLink
+    if not all(_plain_text(payload.get(k)) for k in (payload.keys() - {"v"}) | {"c"}):
         raise InvalidLink
     contact = db.session.execute(
         db.select(Contact).filter_by(public_id=payload["c"])
@@ -91,6 +95,10 @@ def verify(
         raise InvalidLink
     scope = {k: v for k, v in payload.items() if k not in {"c", "v"}}
     return LinkClaims(contact=contact, scope=scope, expired=expired, version=payload.get("v"))
+
+
+def _plain_text(value: object) -> bool:
+    return isinstance(value, str) and "\x00" not in value
 
 
 def manage_url(contact: Contact) -> str:

@@ -81,15 +81,13 @@ def database(tmp_path_factory):
         yield "sqlite", template
 
 
-@pytest.fixture
-def database_url(database, tmp_path):
-    """A clean database for one test."""
+def clean_database(database, directory: Path) -> str:
+    """The URL of a clean database: a copy of the SQLite template, or PostgreSQL emptied."""
     kind, where = database
     if kind == "sqlite":
-        path = tmp_path / "test.sqlite3"
+        path = directory / "test.sqlite3"
         shutil.copy(where, path)
-        yield f"sqlite:///{path}"
-        return
+        return f"sqlite:///{path}"
     engine = sa.create_engine(where)
     tables = [t for t in sa.inspect(engine).get_table_names() if t != "alembic_version"]
     with engine.begin() as connection:
@@ -98,7 +96,13 @@ def database_url(database, tmp_path):
             "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
         )
     engine.dispose()
-    yield where
+    return where
+
+
+@pytest.fixture
+def database_url(database, tmp_path):
+    """A clean database for one test."""
+    return clean_database(database, tmp_path)
 
 
 # --- mail -------------------------------------------------------------------
@@ -215,6 +219,27 @@ def app(database_url, tmp_path, monkeypatch, smtp_server):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     sink, _ = smtp_server
     app = create_app(_settings(database_url, tmp_path, MAIL_PORT=sink.port))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_app(database, tmp_path_factory, smtp_server):
+    """One app and database for a whole module, with its app context pushed.
+
+    Hypothesis runs many examples in one test and refuses function-scoped
+    fixtures, so its tests share this app; each example makes its own rows.
+    Do not mix it with ``app`` in one module: both would use the one database.
+    """
+    directory = tmp_path_factory.mktemp("module")
+    sink, _ = smtp_server
+    url = clean_database(database, directory)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INSTANCE_PATH", str(directory / "instance"))
+        app = create_app(_settings(url, directory, MAIL_PORT=sink.port))
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
