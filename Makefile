@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 HTMX := static/vendor/htmx.min.js
 
-.PHONY: run test lint install install-dev assets browser clean bench bench-tools soak soak-long
+.PHONY: run test lint install install-dev assets browser java clean bench bench-tools soak soak-long
 
 run: install assets  ## set up, migrate, load the demo and serve on 127.0.0.1:5000
 	$(FLASK) db upgrade
 	$(FLASK) demo
 	bin/dev-server
 
-test: install-dev assets browser  ## set up and run the whole suite
+test: install-dev assets browser java  ## set up and run the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -50,6 +50,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The W3C HTML checker (vnu-jar, from npm) runs on the machine's Java.
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "Installing Debian's Java for the HTML checker"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
 
 # Benchmarks (bench/README.md): every figure next to a same-run baseline.
 # DATABASE_URL=postgresql+psycopg://… make bench for PostgreSQL; BENCH_ARGS=--quick for a smoke run.

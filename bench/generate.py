@@ -7,6 +7,8 @@ contacts), but every event's hash is computed with ``ledger.event_hash`` over
 passes on the result. Data sets are cached: a SQLite file under
 ``bench/.data/`` or a PostgreSQL database ``pc_bench_v<VERSION>_<N>`` beside
 the one ``DATABASE_URL`` names; each appears whole (renamed when complete).
+Data sets of an older ``VERSION`` are left alone: delete them by hand
+(``rm bench/.data/pc_bench_v1_*``, ``DROP DATABASE pc_bench_v1_…``).
 
     python -m bench.generate 10000 [--database-url URL] [--fresh]
 """
@@ -31,7 +33,7 @@ from preference_center.demo import ensure_list
 from preference_center.extensions import db
 from preference_center.models import Address, ConsentEvent, Contact, MailingList, Subscription
 
-VERSION = 1  # bump when the shape of the data changes: cached sets are rebuilt
+VERSION = 2  # bump when the shape of the data changes: cached sets are rebuilt
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 CHUNK = 5000  # contacts per transaction
 BENCH_SECRET = "bench-secret-key-" + "b" * 32
@@ -66,6 +68,9 @@ def app_environment(url: str, **extra: str) -> dict[str, str]:
         "SECRET_KEY": BENCH_SECRET,
         "LINK_SIGNING_KEYS": BENCH_SECRET,
         "RATELIMIT_STORAGE_URI": "memory://",
+        # The load generators reuse a few thousand links far faster than people
+        # would; the limit is still checked on every request, it just never trips.
+        "MAIL_SENDING_RATE_LIMIT": "1000000 per hour",
         "INSTANCE_PATH": str(DATA_DIR / "instance"),
         **extra,
     }
@@ -386,9 +391,11 @@ def _chunk(rng: random.Random, lists: list, contact_ids: range, ids: dict) -> di
                 notice_version=1,
                 evidence=profile["evidence"],
                 detail=None,
+                personal_salt=f"{rng.getrandbits(128):032x}",
                 prev_hash=prev_hash,
             )
-            # The app's own canonical form and hash: verify-log recomputes exactly this.
+            # The app's own digest, canonical form and hash: verify-log recomputes these.
+            event["personal_digest"] = ledger.personal_digest(event["personal_salt"], event)
             fields = ledger.hashed_fields(SimpleNamespace(**event), public_id, mailing_list.slug)
             event["hash"] = prev_hash = ledger.event_hash(fields)
             rows["events"].append(event)

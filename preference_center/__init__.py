@@ -40,13 +40,30 @@ def create_app(test_config: dict | None = None) -> Flask:
         database.configure_sqlite(db.engine)
 
     # auth registers the Flask-Login user loader when imported.
-    from . import auth, business_address, cli, confirmation, health, preferences  # noqa: F401
+    from . import (  # noqa: F401
+        admin,
+        api,
+        auth,
+        business_address,
+        cli,
+        confirmation,
+        fresh_link,
+        health,
+        preferences,
+        rights,
+        unsubscribe,
+    )
 
     app.register_blueprint(preferences.bp)
     app.register_blueprint(business_address.bp)
+    app.register_blueprint(fresh_link.bp)
     app.register_blueprint(confirmation.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(rights.bp)
     app.register_blueprint(cli.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(admin.bp)
     security.init_app(app)
     errors.init_app(app)
     return app

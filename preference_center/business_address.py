@@ -7,7 +7,13 @@ from flask import Blueprint, abort, render_template, request
 from . import consent, routing, tokens, wording
 from .consent import ConsentError
 from .extensions import db
-from .preferences import contact_from, contact_via, find_list, sections_or_page
+from .preferences import (
+    contact_from,
+    contact_via,
+    find_list,
+    mail_sending_limit,
+    sections_or_page,
+)
 
 bp = Blueprint("business_address", __name__)
 
@@ -18,6 +24,7 @@ def refused(error: ConsentError):
 
 
 @bp.post("/p/<token>/business-address")
+@mail_sending_limit
 def add(token: str):
     """Add a business address; it is used only after its emailed link is confirmed."""
     contact = contact_from(token)
@@ -28,8 +35,8 @@ def add(token: str):
         return refused(error)
     db.session.commit()
     message = (
-        f"We sent a link to {wording.mask_email(email)}. Business mail goes there "
-        "once you open it and press the button."
+        f"To make sure it is you, we sent a link to {wording.mask_email(contact.primary_email)}. "
+        f"Once you approve there, we send a last link to {wording.mask_email(email)}."
     )
     return sections_or_page(token, contact, message)
 
@@ -77,35 +84,40 @@ def route_list(token: str, slug: str):
 
 
 def verification_from(token: str):
+    """The contact, pending address, fingerprint and step ("owner" or "new") a link names."""
     claims = tokens.verify(tokens.VERIFY_ADDRESS, token)
     address = claims.contact.business_address
-    fingerprint = claims.scope.get("a")
+    fingerprint, step = claims.scope.get("a"), claims.scope.get("s")
     if address is None or routing.address_fingerprint(address.email) != fingerprint:
         raise tokens.InvalidLink
-    return claims.contact, address, fingerprint
+    if step not in ("owner", "new"):
+        raise tokens.InvalidLink
+    return claims.contact, address, fingerprint, step
 
 
 @bp.get("/verify-address/<token>")
 def verify_page(token: str):
     """A page with one button; opening the emailed link changes nothing."""
-    _contact, address, _ = verification_from(token)
+    _contact, address, _, step = verification_from(token)
     return render_template(
         "verify_address.html",
         token=token,
         masked=wording.mask_email(address.email),
         address=address,
+        step=step,
     )
 
 
 @bp.post("/verify-address/<token>")
 def verify(token: str):
-    """Use the business address the link was sent to."""
-    contact, address, fingerprint = verification_from(token)
-    via = contact_via()
-    routing.verify_business_address(contact, fingerprint, via)
+    """Approve the change (from the address on file) or confirm the new address."""
+    contact, address, fingerprint, step = verification_from(token)
+    masked = wording.mask_email(address.email)
+    if step == "owner":
+        routing.approve_business_address(contact, fingerprint, contact_via())
+        text = f"Approved. We sent a last link to {masked}: open it there to finish."
+    else:
+        routing.verify_business_address(contact, fingerprint, contact_via())
+        text = f"Business messages now go to {masked}."
     db.session.commit()
-    return render_template(
-        "message.html",
-        title="Thank you",
-        text=f"Business messages now go to {wording.mask_email(address.email)}.",
-    )
+    return render_template("message.html", title="Thank you", text=text)

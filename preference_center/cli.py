@@ -10,9 +10,22 @@ from pathlib import Path
 import click
 from flask import Blueprint
 
-from . import consent, demo, export, ledger, mailer, may_send, tokens
+from . import (
+    auth,
+    consent,
+    demo,
+    export,
+    importers,
+    invitations,
+    ledger,
+    mailer,
+    may_send,
+    receipts,
+    tokens,
+    wording,
+)
 from .extensions import db
-from .models import Address, normalise_email
+from .models import BASES, Address, AdminAction, MailingList, normalise_email
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -66,6 +79,7 @@ def expire_consent_command():
 def send_mail_command(loop: bool, interval: float):
     """Deliver queued mail from the outbox, retrying failures with backoff."""
     while True:
+        receipts.queue_due()
         sent, postponed = mailer.deliver_due()
         if sent or postponed or not loop:
             click.echo(f"{sent} sent, {postponed} postponed.")
@@ -73,6 +87,37 @@ def send_mail_command(loop: bool, interval: float):
             return
         if not sent:
             time.sleep(interval)
+
+
+@bp.cli.command("create-admin")
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice(auth.ROLES),
+    default="admin",
+    show_default=True,
+    help="admin: everything; auditor: read and export only.",
+)
+@click.password_option(
+    help="Asked for twice (hidden); when piped, read from stdin (the same line twice)."
+)
+def create_admin_command(email: str, role: str, password: str):
+    """Create an admin account for EMAIL; the password is prompted for, never an argument."""
+    try:
+        admin = auth.create_admin(email, password, role)
+    except auth.AdminError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.add(
+        AdminAction(
+            admin_id=admin.id,
+            actor="cli",
+            action="create_admin",
+            detail=json.dumps({"email": admin.email, "role": role}),
+        )
+    )
+    db.session.commit()
+    click.echo(f"Created {role} {admin.email}. Sign in at /admin/login.")
 
 
 @bp.cli.command("verify-log")
@@ -156,3 +201,248 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
         f"Exported {manifest['rows']} event(s) as {format_}{where}, sha256 {manifest['sha256']}.",
         err=True,
     )
+
+
+# How many row problems a refused import prints before summing up the rest.
+MAX_PROBLEMS_SHOWN = 100
+
+
+@bp.cli.command("import-contacts")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list to add to.")
+@click.option("--source", required=True, help='Where the contacts come from ("seminar sheet").')
+@click.option(
+    "--basis",
+    required=True,
+    type=click.Choice(BASES),
+    help="The legal basis; 'none' only invites.",
+)
+@click.option("--added-by", required=True, metavar="NAME", help="Who is adding these people.")
+@click.option("--dry-run", is_flag=True, help="Check the file and count; write nothing.")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Import the valid rows; write the rejected ones, with reasons, to a file.",
+)
+@click.option(
+    "--rejected",
+    "rejected_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where --skip-invalid writes rejected rows [default: FILE.rejected.csv].",
+)
+def import_contacts_command(
+    file: Path,
+    list_slug: str,
+    source: str,
+    basis: str,
+    added_by: str,
+    dry_run: bool,
+    skip_invalid: bool,
+    rejected_path: Path | None,
+):
+    """Import contacts from a CSV FILE with provenance.
+
+    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD, for
+    implied bases). A LinkedIn Connections.csv is recognised by its header row
+    and only ever invites (--basis none). All or nothing unless --skip-invalid.
+    """
+    if rejected_path is not None and not skip_invalid:
+        raise click.UsageError("--rejected only applies with --skip-invalid.")
+    options = importers.ImportOptions(
+        list_slug=list_slug,
+        source=source,
+        basis=basis,
+        added_by=added_by,
+        dry_run=dry_run,
+        skip_invalid=skip_invalid,
+        filename=file.name,
+        actor=f"cli import by {added_by}",
+    )
+    try:
+        summary = importers.import_contacts(file.read_bytes(), options)
+    except importers.InvalidRows as error:
+        db.session.rollback()
+        rejected = error.summary.rejected
+        for row in rejected[:MAX_PROBLEMS_SHOWN]:
+            click.echo(f"line {row.line}: {row.reason}", err=True)
+        if len(rejected) > MAX_PROBLEMS_SHOWN:
+            click.echo(f"… and {len(rejected) - MAX_PROBLEMS_SHOWN} more.", err=True)
+        raise click.ClickException(str(error)) from None
+    except importers.ImportRefused as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+
+    if summary.format == importers.LINKEDIN:
+        click.echo(
+            "LinkedIn connections export: everyone is invited, never subscribed "
+            f"(source {wording.NETWORKING_SOURCE!r})."
+        )
+    if dry_run:
+        for row in summary.rejected[:MAX_PROBLEMS_SHOWN]:
+            click.echo(f"line {row.line}: {row.reason}", err=True)
+        click.echo(f"Dry run, nothing written. Would import into {list_slug}: {summary.counts()}")
+        return
+    db.session.add(
+        AdminAction(
+            actor=options.actor,
+            action="import_contacts",
+            detail=json.dumps(
+                {
+                    "file": file.name,
+                    "list": list_slug,
+                    "source": source,
+                    "basis": basis,
+                    "format": summary.format,
+                    "counts": summary.counts(),
+                }
+            ),
+        )
+    )
+    if summary.rejected:
+        # Written before the commit: rejected rows are never imported unreported.
+        rejected_path = rejected_path or file.with_name(f"{file.stem}.rejected.csv")
+        try:
+            with rejected_path.open("w", encoding="utf-8", newline="") as stream:
+                importers.write_rejected(summary, stream)
+        except OSError as error:
+            db.session.rollback()
+            raise click.ClickException(
+                f"Cannot write the rejected rows to {rejected_path} ({error.strerror}); "
+                "nothing was imported."
+            ) from None
+        click.echo(f"{len(summary.rejected)} rejected row(s) written to {rejected_path}")
+    db.session.commit()
+    click.echo(f"Imported into {list_slug}: {summary.counts()}")
+
+
+@bp.cli.command("send-invitations")
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list to invite to.")
+def send_invitations_command(list_slug: str):
+    """Queue one invitation to each invited contact of a list who has not had one."""
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=list_slug)
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        raise click.ClickException(f"There is no list {list_slug!r}.")
+    if mailing_list.archived_at is not None:
+        raise click.ClickException(f"The list {list_slug!r} is archived: no invitations.")
+    count = invitations.send_invitations(mailing_list)
+    db.session.commit()
+    click.echo(
+        f"{count} invitation(s) queued for {mailing_list.name}; "
+        "`flask --app app send-mail` delivers them."
+    )
+
+
+# --- API keys and webhooks (issue 5) ------------------------------------------
+
+
+@bp.cli.command("create-api-key")
+@click.argument("name")
+@click.option(
+    "--scopes",
+    default="links,consent:read",
+    show_default=True,
+    help="Comma-separated: links, consent:read, contacts:write, events:read.",
+)
+def create_api_key_command(name: str, scopes: str):
+    """Create an API key; it is printed once and only its hash is kept."""
+    from . import api_keys
+
+    try:
+        row, key = api_keys.create(name, api_keys.parse_scopes(scopes))
+    except api_keys.ApiKeyError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(key)
+    note = f"Key {row.prefix} ({row.scopes}) for {row.name!r}. It is not shown again."
+    click.echo(note, err=True)
+
+
+@bp.cli.command("revoke-api-key")
+@click.argument("prefix")
+def revoke_api_key_command(prefix: str):
+    """Revoke the API key with PREFIX (e.g. pc_1a2b3c4d)."""
+    from . import api_keys
+
+    try:
+        row = api_keys.revoke(prefix)
+    except api_keys.ApiKeyError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Revoked {row.prefix} ({row.name}).")
+
+
+@bp.cli.command("list-api-keys")
+def list_api_keys_command():
+    """List API keys: prefix, name, scopes, last use, revoked (never the key)."""
+    from . import api_keys
+
+    for row in api_keys.all_keys():
+        used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never"
+        state = "revoked" if row.revoked_at else "active"
+        click.echo(f"{row.prefix}  {state:<7}  last used {used:<19}  {row.scopes}  {row.name}")
+
+
+@bp.cli.command("add-webhook")
+@click.argument("url")
+@click.option("--secret", help="Signing secret (at least 16 characters); made up if omitted.")
+@click.option("--description", default="", help="What receives these events.")
+@click.option("--from-now", is_flag=True, help="Skip the events already in the log.")
+def add_webhook_command(url: str, secret: str | None, description: str, from_now: bool):
+    """Register URL to receive every consent event, signed with the secret."""
+    from . import webhooks
+
+    try:
+        webhook, secret_used = webhooks.add(url, secret, description=description, from_now=from_now)
+    except webhooks.WebhookError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Webhook {webhook.id} → {webhook.url}")
+    if secret is None:
+        click.echo(f"Signing secret (shown once): {secret_used}")
+
+
+@bp.cli.command("list-webhooks")
+def list_webhooks_command():
+    """List webhooks with their progress through the log (never the secret)."""
+    from . import webhooks
+
+    for webhook in webhooks.all_webhooks():
+        state = "disabled" if webhook.disabled_at else "active"
+        error = f"  last error: {webhook.last_error}" if webhook.last_error else ""
+        click.echo(
+            f"{webhook.id}  {state}  {webhook.url}  after event {webhook.last_event_id}"
+            f"  attempts {webhook.attempts}{error}"
+        )
+
+
+@bp.cli.command("remove-webhook")
+@click.argument("webhook_id", type=int, metavar="ID")
+def remove_webhook_command(webhook_id: int):
+    """Remove the webhook with ID."""
+    from . import webhooks
+
+    try:
+        webhook = webhooks.remove(webhook_id)
+    except webhooks.WebhookError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Removed webhook {webhook_id} ({webhook.url}).")
+
+
+@bp.cli.command("deliver-webhooks")
+@click.option("--loop", is_flag=True, help="Keep running, polling the log.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
+def deliver_webhooks_command(loop: bool, interval: float):
+    """POST new consent events to every webhook, in order, retrying with backoff."""
+    from . import webhooks
+
+    while True:
+        outcome = webhooks.deliver_due()
+        if outcome.delivered or outcome.failed or not loop:
+            click.echo(f"{outcome.delivered} delivered, {outcome.failed} webhook(s) postponed.")
+        if not loop:
+            return
+        if not outcome.delivered:
+            time.sleep(interval)

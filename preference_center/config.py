@@ -43,13 +43,24 @@ def from_environment(instance_path: str) -> dict:
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),
+        # Links that download or erase someone's data live one day.
+        "DATA_EXPORT_LINK_MAX_AGE_DAYS": _int("DATA_EXPORT_LINK_MAX_AGE_DAYS", 1),
+        "ERASE_LINK_MAX_AGE_DAYS": _int("ERASE_LINK_MAX_AGE_DAYS", 1),
+        # Page changes within this many seconds share one emailed receipt.
+        "RECEIPT_DELAY_SECONDS": _int("RECEIPT_DELAY_SECONDS", 600),
         "MAIL_SERVER": env("MAIL_SERVER") or "127.0.0.1",
         "MAIL_PORT": _int("MAIL_PORT", 8025),
         "MAIL_USE_TLS": (env("MAIL_USE_TLS") or "").lower() in {"1", "true", "yes"},
         "MAIL_USERNAME": env("MAIL_USERNAME"),
         "MAIL_PASSWORD": env("MAIL_PASSWORD"),
+        # Seconds to wait for the SMTP server to answer before retrying later.
+        "MAIL_TIMEOUT": _int("MAIL_TIMEOUT", 30),
         "MAIL_DEFAULT_SENDER": env("MAIL_DEFAULT_SENDER") or "Dana Reyes <dana@harbor.example>",
+        # Per manage link, for page actions that send the contact an email.
+        "MAIL_SENDING_RATE_LIMIT": env("MAIL_SENDING_RATE_LIMIT") or "10 per hour",
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or "memory://",
+        # Per API key; the consent check runs before every send, so allow bursts.
+        "API_RATE_LIMIT": env("API_RATE_LIMIT") or "100 per second",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -10,9 +10,11 @@ from __future__ import annotations
 import calendar
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
-from . import ledger, mailer
+from flask import current_app
+
+from . import ledger, mailer, suppression
 from .extensions import db
 from .models import (
     BASES,
@@ -156,7 +158,16 @@ def record(
         evidence=evidence,
         detail=detail,
     )
+    if via.channel == "preference_page":
+        schedule_receipt(contact, event.occurred_at)
     return ledger.append(contact, event, mailing_list.slug if mailing_list else None)
+
+
+def schedule_receipt(contact: Contact, changed_at: datetime) -> None:
+    """Batch page changes into one emailed receipt, due a little after the first."""
+    if contact.receipts_enabled and contact.receipt_due_at is None:
+        delay = timedelta(seconds=current_app.config["RECEIPT_DELAY_SECONDS"])
+        contact.receipt_due_at = changed_at + delay
 
 
 def _transition(
@@ -198,12 +209,17 @@ def place(
     state: str,
     provenance: Provenance,
     via: Via,
-) -> tuple[Subscription, str]:
+    *,
+    detail: str | None = None,
+) -> tuple[Subscription | None, str]:
     """Create or update a subscription on someone else's word (import, API, admin).
 
     Returns the subscription and what happened: ``created``, ``updated``,
     ``unchanged`` or ``suppressed``. An unsubscribed contact is never put back
-    on a list this way: only the contact can opt in again.
+    on a list this way: only the contact can opt in again. Nor is an erased
+    contact or an erased address (a tombstone): then nothing is written and
+    the subscription is ``None`` unless one exists. ``detail`` goes into the
+    event (an admin's reason).
     """
     provenance.checked(mailing_list, state)
     if state not in (INVITED, SUBSCRIBED):
@@ -214,8 +230,19 @@ def place(
             f"Implied consent from {provenance.basis_date:%d %b %Y} already ended on "
             f"{expires_at:%d %b %Y}."
         )
-    lock_contact(contact)
+    contact = lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
+    if contact.erased_at is not None or any(
+        suppression.suppressed_address(address.email) for address in contact.addresses
+    ):
+        return subscription, "suppressed"
+    if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
+        # Declining withdrew every business list; only the contact can undo that.
+        if subscription is not None:
+            return subscription, "suppressed"
+        raise ConsentError(
+            "This contact declined business messages: only they can choose a business list."
+        )
     if subscription is not None:
         current = effective_state(subscription)
         if current == UNSUBSCRIBED or subscription.disputed_at is not None:
@@ -248,16 +275,24 @@ def place(
         basis=provenance.basis,
         source=provenance.source,
         evidence=provenance.evidence,
+        detail=detail,
     )
     return subscription, outcome
 
 
-def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: str) -> bool:
+# What an opt-in did: a new pending subscription, a confirmation re-sent for
+# implied consent the contact wants to keep, or nothing.
+OPTED_IN, RECONFIRMING, UNCHANGED = "pending", "reconfirming", "unchanged"
+
+
+def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: str) -> str:
     """The contact says yes to a list.
 
-    A personal list is subscribed at once on express consent. A business list
-    becomes ``pending`` and a confirmation email goes to the address it would
-    be delivered to: only the confirmation subscribes (double opt-in).
+    Nothing is sendable yet: the subscription becomes ``pending`` and a
+    confirmation email goes to the address the list would be delivered to.
+    A forwarded manage link therefore cannot sign anyone up; only the
+    confirmation does (double opt-in). Saying yes to implied consent sends
+    the same confirmation, which makes it lasting.
     """
     if mailing_list.archived_at is not None:
         raise ConsentError("This list is no longer offered.")
@@ -268,15 +303,15 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
     lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
     current = effective_state(subscription) if subscription else NO_SUBSCRIPTION
-    target = SUBSCRIBED if mailing_list.audience == PERSONAL else PENDING
     if current == SUBSCRIBED and subscription.basis in IMPLIED_MONTHS:
-        return _affirm(subscription, via, evidence)
-    if current == SUBSCRIBED or (current == PENDING and target == PENDING):
-        return False
+        mailer.queue_confirmation(subscription)
+        return RECONFIRMING
+    if current in (SUBSCRIBED, PENDING):
+        return UNCHANGED
     if subscription is None:
-        subscription = Subscription(contact=contact, mailing_list=mailing_list, state=target)
+        subscription = Subscription(contact=contact, mailing_list=mailing_list, state=PENDING)
         db.session.add(subscription)
-    subscription.state = target
+    subscription.state = PENDING
     subscription.source = "preference page"
     subscription.added_by = "you"
     subscription.added_at = utcnow()
@@ -294,21 +329,34 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
         "opt_in",
         mailing_list=mailing_list,
         from_state=current,
-        to_state=target,
+        to_state=PENDING,
         basis="express",
         source=subscription.source,
         evidence=evidence,
     )
-    if target == PENDING:
-        mailer.queue_confirmation(subscription)
-    return True
+    mailer.queue_confirmation(subscription)
+    return OPTED_IN
 
 
-def _affirm(subscription: Subscription, via: Via, evidence: str) -> bool:
-    """Implied consent turned into the contact's own yes: it no longer ends."""
-    subscription.basis = "express"
-    subscription.evidence = evidence
+def confirm(subscription: Subscription, via: Via) -> bool:
+    """The contact confirmed by the emailed link: double opt-in.
+
+    A pending subscription becomes sendable; implied consent becomes the
+    contact's own lasting yes.
+    """
+    lock_contact(subscription.contact)
+    db.session.refresh(subscription)
+    implied = subscription.state == SUBSCRIBED and subscription.basis in IMPLIED_MONTHS
+    if subscription.state != PENDING and not implied:
+        return False
+    subscription.basis = "double_opt_in"
+    subscription.confirmed_at = utcnow()
     subscription.expires_at = None
+    subscription.evidence = (
+        f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
+    )
+    if not implied:
+        return _transition(subscription, SUBSCRIBED, via, "confirm")
     record(
         subscription.contact,
         via,
@@ -316,25 +364,11 @@ def _affirm(subscription: Subscription, via: Via, evidence: str) -> bool:
         mailing_list=subscription.mailing_list,
         from_state=SUBSCRIBED,
         to_state=SUBSCRIBED,
-        basis="express",
+        basis="double_opt_in",
         source=subscription.source,
-        evidence=evidence,
+        evidence=subscription.evidence,
     )
     return True
-
-
-def confirm(subscription: Subscription, via: Via) -> bool:
-    """The contact confirmed a pending subscription by email (double opt-in)."""
-    lock_contact(subscription.contact)
-    db.session.refresh(subscription)
-    if subscription.state != PENDING:
-        return False
-    subscription.basis = "double_opt_in"
-    subscription.confirmed_at = utcnow()
-    subscription.evidence = (
-        f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
-    )
-    return _transition(subscription, SUBSCRIBED, via, "confirm")
 
 
 def withdraw(subscription: Subscription, via: Via, *, detail: str | None = None) -> bool:
@@ -405,6 +439,19 @@ def decline_business_contact(contact: Contact, via: Via) -> int:
         contact, via, "decline_business", from_state=BUSINESS_ALLOWED, to_state=BUSINESS_DECLINED
     )
     return withdrawn
+
+
+def set_receipts(contact: Contact, enabled: bool, via: Via) -> bool:
+    """Emailed receipts of page changes on or off (a preference, logged like one)."""
+    contact = lock_contact(contact)
+    if contact.receipts_enabled == enabled:
+        return False
+    contact.receipts_enabled = enabled
+    if not enabled:
+        contact.receipt_due_at = None
+    state = "on" if enabled else "off"
+    record(contact, via, f"receipts_{state}", to_state=state)
+    return True
 
 
 def allow_business_contact(contact: Contact, via: Via) -> bool:

@@ -9,6 +9,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from dotenv import load_dotenv
 
 from . import PROJECT_ROOT
 
@@ -23,19 +24,26 @@ class SaveToFolder:
         path = self.folder / f"{stamp}-{len(list(self.folder.iterdir())) + 1:04d}.eml"
         path.write_bytes(envelope.content)
         message = message_from_bytes(envelope.content, policy=policy.default)
-        print(f"[mail] to {', '.join(envelope.rcpt_tos)}: {message['Subject']} -> {path}")
+        print(
+            f"[mail] to {', '.join(envelope.rcpt_tos)}: {message['Subject']} -> {path}", flush=True
+        )
         body = message.get_body(preferencelist=("plain",))
         if body is not None:
-            print("\n".join("[mail]   " + line for line in body.get_content().splitlines()))
+            lines = body.get_content().splitlines()
+            print("\n".join("[mail]   " + line for line in lines), flush=True)
         return "250 Message accepted"
 
 
 def main() -> None:
+    load_dotenv(PROJECT_ROOT / ".env")  # the same MAIL_PORT the app reads
     instance = Path(os.environ.get("INSTANCE_PATH") or PROJECT_ROOT / "instance")
     port = int(os.environ.get("MAIL_PORT") or 8025)
     controller = Controller(SaveToFolder(instance / "mail"), hostname="127.0.0.1", port=port)
     controller.start()
-    print(f"[mail] development mail sink on 127.0.0.1:{port}, saving to {instance / 'mail'}")
+    print(
+        f"[mail] development mail sink on 127.0.0.1:{port}, saving to {instance / 'mail'}",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

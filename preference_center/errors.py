@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+from .preferences import LinkExpired
 from .tokens import InvalidLink
 
 TITLES = {
@@ -47,6 +48,15 @@ def init_app(app: Flask) -> None:
         )
         return error_page(404, text, "invalid_link")
 
+    @app.errorhandler(LinkExpired)
+    def link_expired(_error):
+        # The link is genuine but old: saying no still works, the rest needs a fresh link.
+        db.session.rollback()
+        text = "This link has expired for that. Saying no still works from it."
+        if wants_json():
+            return error_page(403, text, "link_expired")
+        return render_template("link_expired.html", title="This link has expired", text=text), 403
+
     @app.errorhandler(CSRFError)
     def csrf_error(_error):
         db.session.rollback()
@@ -59,10 +69,25 @@ def init_app(app: Flask) -> None:
         app.logger.warning("database unavailable during %s", request.path)
         return error_page(503, "Please try again in a moment.", "unavailable")
 
+    @app.errorhandler(DataError)
+    def value_not_storable(_error):
+        # The database refused a value (a NUL, a string longer than its column):
+        # the request's fault, and its transaction is rolled back whole.
+        db.session.rollback()
+        app.logger.warning("database refused a value during %s", request.path)
+        text = "A value in that request could not be stored. Please check it and try again."
+        return error_page(400, text, "invalid_value")
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         db.session.rollback()
-        text = error.description if error.code != 500 else "Something went wrong on our side."
+        if error.code == 429:
+            # The same words whichever limit was hit: no hint about the address.
+            text = "Too many requests. Please wait a while and try again."
+        elif error.code == 500:
+            text = "Something went wrong on our side."
+        else:
+            text = error.description
         return error_page(error.code or 500, text, error.name.lower().replace(" ", "_"))
 
     @app.errorhandler(Exception)

@@ -34,7 +34,9 @@ MEDIA_TYPES = {
 
 # ``contact`` repeats ``contact_id`` under the name the hash uses, so every
 # field of ``ledger.HASHED_FIELDS`` is in a row under its own name and an
-# auditor can recompute each hash from a JSON or NDJSON export alone.
+# auditor can recompute each hash from a JSON or NDJSON export alone; with
+# ``personal_salt`` (null once erased) they can also check the personal fields
+# against ``personal_digest``.
 EXPORT_COLUMNS = (
     "event_id",
     "occurred_at",
@@ -55,6 +57,8 @@ EXPORT_COLUMNS = (
     "notice_version",
     "request_id",
     "detail",
+    "personal_salt",
+    "personal_digest",
     "prev_hash",
     "hash",
 )
@@ -122,6 +126,8 @@ def stream_rows(
         event.notice_version,
         event.request_id,
         event.detail,
+        event.personal_salt,
+        event.personal_digest,
         event.prev_hash,
         event.hash,
     )

@@ -6,12 +6,23 @@ a JSON object of the fields in ``HASHED_FIELDS``, keys sorted, no spaces
 values, ``occurred_at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. The hash is
 ``sha256(prev_hash + canonical)`` in lower-case hex, with ``prev_hash`` the
 empty string for a contact's first event.
+
+The personal fields (``PERSONAL_FIELDS``: IP, user agent, evidence, detail)
+are not in the canonical form themselves. It holds their ``personal_digest``:
+``sha256(personal_salt + json)`` in lower-case hex, where ``json`` is the
+object of the four fields under the same rules and ``personal_salt`` is 32
+random hex characters stored beside them. Erasure sets the four fields and
+the salt to ``null`` and keeps the digest, so the chain still verifies while
+nothing personal is left (without the salt the digest cannot be matched
+against guesses). While the salt is there, verification checks the fields
+against the digest, so an edited IP is still found.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,27 +46,38 @@ HASHED_FIELDS = (
     "channel",
     "actor",
     "occurred_at",
-    "ip",
-    "user_agent",
     "notice_version",
-    "evidence",
-    "detail",
+    "personal_digest",
     "prev_hash",
 )
+# What erasure removes from an event; the hash covers them through the digest.
+PERSONAL_FIELDS = ("ip", "user_agent", "evidence", "detail")
 
 
 def format_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical(fields: dict[str, Any]) -> str:
-    """The exact text an event's hash is computed over."""
+def _canonical_json(fields: dict[str, Any], names: Iterable[str]) -> str:
     return json.dumps(
-        {name: fields.get(name) for name in HASHED_FIELDS},
+        {name: fields.get(name) for name in names},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
+
+
+def canonical(fields: dict[str, Any]) -> str:
+    """The exact text an event's hash is computed over."""
+    return _canonical_json(fields, HASHED_FIELDS)
+
+
+def personal_digest(salt: str, fields: dict[str, Any] | ConsentEvent | Row) -> str:
+    """The digest of an event's personal fields that its hash covers in their place."""
+    if not isinstance(fields, dict):
+        fields = {name: getattr(fields, name) for name in PERSONAL_FIELDS}
+    text = salt + _canonical_json(fields, PERSONAL_FIELDS)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def event_hash(fields: dict[str, Any]) -> str:
@@ -77,11 +99,8 @@ def hashed_fields(event: ConsentEvent | Row, contact_public_id: str, list_slug: 
         "channel": event.channel,
         "actor": event.actor,
         "occurred_at": format_time(event.occurred_at),
-        "ip": event.ip,
-        "user_agent": event.user_agent,
         "notice_version": event.notice_version,
-        "evidence": event.evidence,
-        "detail": event.detail,
+        "personal_digest": event.personal_digest,
         "prev_hash": event.prev_hash,
     }
 
@@ -93,6 +112,8 @@ def append(contact: Contact, event: ConsentEvent, list_slug: str | None) -> Cons
     two writers for one contact cannot both extend the same head.
     """
     event.contact_id = contact.id
+    event.personal_salt = secrets.token_hex(16)
+    event.personal_digest = personal_digest(event.personal_salt, event)
     event.prev_hash = contact.chain_head
     event.hash = event_hash(hashed_fields(event, contact.public_id, list_slug))
     contact.chain_head = event.hash
@@ -247,6 +268,9 @@ def _check_chain(
                 ),
                 keep,
             )
+        problem = personal_problem(event)
+        if problem:
+            report.add(ChainProblem(event.id, contact.public_id, problem, event.list_slug), keep)
         # Link the next event to the hash as stored, so one edit is one problem.
         previous_hash, last_id = event.hash, event.id
         if (
@@ -267,6 +291,21 @@ def _check_chain(
             keep,
         )
     return replayed
+
+
+def personal_problem(event: Row) -> str | None:
+    """What is wrong with an event's personal fields, if anything."""
+    if event.personal_salt is not None:
+        if personal_digest(event.personal_salt, event) != event.personal_digest:
+            return (
+                "its IP, user agent, evidence or detail do not match their digest: "
+                "the event was edited"
+            )
+        return None
+    if any(getattr(event, name) is not None for name in PERSONAL_FIELDS):
+        # Erasure removes the salt with the fields; fields without a salt were put back.
+        return "it has personal fields but no salt: the event was edited after erasure"
+    return None
 
 
 def _check_subscription(

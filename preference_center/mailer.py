@@ -5,23 +5,24 @@ A change that rolls back takes its queued mail with it; a message is marked
 sent in the same transaction that claimed it, so it goes out once.
 Messages are built with an SMTP policy (998-character lines, no RFC 2047
 folding of the List-Unsubscribe URL) and quoted-printable bodies; Flask-Mail
-supplies the configured SMTP connection.
+holds the SMTP settings (server, port, TLS, login, suppression).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import smtplib
 from contextlib import ExitStack, suppress
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import TYPE_CHECKING
 
 from flask import current_app, render_template
 
-from .extensions import db, mail
+from .extensions import db
 from .models import Contact, MailingList, OutboxMessage, utcnow
 
 if TYPE_CHECKING:
@@ -31,7 +32,10 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
 BATCH_SIZE = 50
+# Headers: one line up to SMTP's 998, so List-Unsubscribe is never folded or encoded.
 _POLICY = SMTP.clone(max_line_length=998)
+# Bodies: quoted-printable lines within RFC 2045's 76 characters.
+_BODY_POLICY = SMTP.clone(max_line_length=76)
 
 
 def queue(
@@ -98,6 +102,7 @@ def queue_confirmation(subscription: Subscription) -> OutboxMessage:
         "confirmation",
         contact=contact,
         mailing_list=mailing_list,
+        headers=list_headers(contact, mailing_list),
         mailing_list_=mailing_list,
         confirm_url=f"{current_app.config['PUBLIC_BASE_URL']}/confirm/{token}",
     )
@@ -124,15 +129,19 @@ def build_message(outbox: OutboxMessage) -> EmailMessage:
     """The MIME message for one outbox row: text and HTML parts, extra headers."""
     sender = current_app.config["MAIL_DEFAULT_SENDER"]
     name, address = parseaddr(sender)
-    message = EmailMessage(policy=_POLICY)
+    # Bodies are encoded when added, under the body policy; the message is then
+    # serialised under the header policy (the generator uses the top policy).
+    message = EmailMessage(policy=_BODY_POLICY)
     message["From"] = formataddr((name, address)) if name else address
     message["To"] = outbox.to_email
     message["Subject"] = outbox.subject
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(f"outbox-{outbox.id}", domain=address.rsplit("@", 1)[-1])
     for header, value in json.loads(outbox.headers_json).items():
         message[header] = value
     message.set_content(outbox.text_body, cte="quoted-printable")
     message.add_alternative(outbox.html_body, subtype="html", cte="quoted-printable")
+    message.policy = _POLICY
     return message
 
 
@@ -146,33 +155,84 @@ def _claim_next() -> OutboxMessage | None:
     ).scalar_one_or_none()
 
 
+def _due_exists() -> bool:
+    """Is anything due? Asked, then the transaction ended, so nothing stays locked."""
+    due = db.session.execute(
+        db.select(OutboxMessage.id)
+        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= utcnow())
+        .limit(1)
+    ).first()
+    db.session.rollback()
+    return due is not None
+
+
+def _connect(stack: ExitStack) -> smtplib.SMTP:
+    """An SMTP connection as Flask-Mail is configured, with a timeout.
+
+    Flask-Mail's own connection has no timeout: a server that accepts and
+    never answers would stall the worker for good.
+    """
+    state = current_app.extensions["mail"]
+    if state.suppress:
+        raise RuntimeError("MAIL_SUPPRESS_SEND is on: nothing can be delivered.")
+    smtp_class = smtplib.SMTP_SSL if state.use_ssl else smtplib.SMTP
+    timeout = current_app.config.get("MAIL_TIMEOUT", 30)
+    host = smtp_class(state.server, state.port, timeout=timeout)
+    stack.callback(_quit, host)
+    if state.use_tls:
+        host.starttls()
+    if state.username and state.password:
+        host.login(state.username, state.password)
+    return host
+
+
+def _quit(host: smtplib.SMTP) -> None:
+    # Saying goodbye to a server that is already gone is no failure of ours.
+    with suppress(OSError, smtplib.SMTPException):
+        host.quit()
+    host.close()
+
+
 def deliver_due(limit: int = BATCH_SIZE) -> tuple[int, int]:
     """Send up to ``limit`` due messages; returns (sent, postponed).
 
     Each message is claimed (FOR UPDATE SKIP LOCKED on PostgreSQL, so several
     workers never take the same row; SQLite serialises writers), sent, and
-    marked sent in one transaction, one message at a time.
+    marked sent in one transaction, one message at a time. The SMTP connection
+    is opened before a row is claimed, so a slow or unreachable server never
+    holds a row lock (or SQLite's write lock) while it keeps us waiting.
     """
     sent = postponed = 0
     with ExitStack() as stack:
         connection = None
         while sent + postponed < limit:
+            connect_error: Exception | None = None
+            if connection is None:
+                if not _due_exists():
+                    break
+                try:
+                    connection = _connect(stack)
+                except Exception as error:  # noqa: BLE001 - unreachable now, retried later
+                    connect_error = error
+                    stack.close()
             outbox = _claim_next()
             if outbox is None:
                 break
+            if connection is None:
+                _postpone(outbox, connect_error or RuntimeError("no SMTP connection"))
+                postponed += 1
+                db.session.commit()
+                continue
             try:
-                if connection is None:
-                    connection = stack.enter_context(mail.connect())
                 message = build_message(outbox)
-                connection.host.sendmail(
+                connection.sendmail(
                     parseaddr(message["From"])[1], [outbox.to_email], message.as_bytes()
                 )
             except Exception as error:  # noqa: BLE001 - any SMTP failure is retried later
                 _postpone(outbox, error)
                 postponed += 1
                 connection = None
-                with suppress(Exception):  # the connection may already be gone
-                    stack.close()
+                stack.close()
             else:
                 outbox.sent_at = utcnow()
                 outbox.attempts += 1

@@ -177,8 +177,9 @@ class Subscription(db.Model):
 class ConsentEvent(db.Model):
     """One append-only row per change; hash-chained per contact.
 
-    No code path updates or deletes one; the database triggers of the
-    migration refuse it as well.
+    No code path deletes one, and the only update is erasure's minimisation
+    (the personal fields and the salt set to NULL); the database triggers of
+    the migrations refuse anything else.
     """
 
     __tablename__ = "consent_events"
@@ -203,6 +204,10 @@ class ConsentEvent(db.Model):
     evidence: Mapped[str | None] = mapped_column(Text)
     # Free detail: the contact's own words, an address change, a reason.
     detail: Mapped[str | None] = mapped_column(Text)
+    # The hash covers ip, user_agent, evidence and detail only through this
+    # salted digest, so erasure can null them (and the salt) and keep the chain.
+    personal_salt: Mapped[str | None] = mapped_column(String(32))
+    personal_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 

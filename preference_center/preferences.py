@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from htmx_flask import make_response
 
-from . import consent, tokens, wording
+from . import consent, links, tokens, wording
 from .consent import ConsentError, Via
-from .extensions import db
+from .extensions import db, limiter
 from .may_send import deliver_to
 from .models import (
     BUSINESS,
@@ -23,6 +33,24 @@ from .models import (
 )
 
 bp = Blueprint("preferences", __name__)
+
+
+def link_key() -> str:
+    """Rate-limit bucket of one manage link (hashed: no token in the limiter's store)."""
+    return "link:" + hashlib.sha256(request.view_args["token"].encode()).hexdigest()
+
+
+def not_opting_in() -> bool:
+    return request.form.get("subscribed") != "yes"
+
+
+# Actions that email the contact (confirmations, approvals, exports) are limited
+# per link, so a forwarded link cannot flood someone's inbox. Saying no never is.
+def mail_sending_rate() -> str:
+    return current_app.config["MAIL_SENDING_RATE_LIMIT"]
+
+
+mail_sending_limit = limiter.shared_limit(mail_sending_rate, "mail-per-link", key_func=link_key)
 
 
 @dataclass
@@ -53,9 +81,24 @@ def contact_via() -> Via:
     )
 
 
-def contact_from(token: str) -> Contact:
-    """The contact a manage token names; any bad token is the same 404 page."""
-    return tokens.verify(tokens.MANAGE, token).contact
+class LinkExpired(Exception):
+    """A genuine manage link past its age, used for something other than saying no."""
+
+
+def contact_from(token: str, *, withdrawing: bool = False) -> Contact:
+    """The contact a manage token names; any bad token is the same 404 page.
+
+    Withdrawal never expires: an expired link may still say no (``withdrawing``),
+    but seeing details or saying yes needs a fresh link.
+    """
+    claims = tokens.verify(tokens.MANAGE, token, allow_expired=True)
+    if claims.expired and not withdrawing:
+        raise LinkExpired
+    return claims.contact
+
+
+def link_is_expired(token: str) -> bool:
+    return tokens.verify(tokens.MANAGE, token, allow_expired=True).expired
 
 
 def build_row(
@@ -172,27 +215,35 @@ def refused(error: ConsentError, token: str, row: Row | None = None):
 @bp.get("/p/<token>")
 def page(token: str):
     """The preference page: every list, its state, and why the contact is on it."""
-    contact = contact_from(token)
-    response = make_response(
-        render_template("preferences/page.html", **page_context(token, contact))
-    )
+    contact = contact_from(token, withdrawing=True)
+    if link_is_expired(token):
+        template = "preferences/withdraw_only.html"
+    else:
+        template = "preferences/page.html"
+    context = page_context(token, contact)
+    context["history"] = wording.history(contact)
+    response = make_response(render_template(template, **context))
     response.headers["Vary"] = "HX-Request"
     return response
 
 
 @bp.post("/p/<token>/lists/<slug>")
+@limiter.shared_limit(
+    mail_sending_rate, "mail-per-link", key_func=link_key, exempt_when=not_opting_in
+)
 def toggle(token: str, slug: str):
     """Turn one list on or off; the htmx row or a 303 back to the page."""
-    contact = contact_from(token)
-    mailing_list = find_list(slug)
     wanted = request.form.get("subscribed") == "yes"
+    contact = contact_from(token, withdrawing=not wanted)
+    mailing_list = find_list(slug)
     subscription = consent.find_subscription(contact, mailing_list)
     try:
         if wanted:
             notice = f"Ticked on the preference page (notice v{mailing_list.notice_version})"
-            changed = consent.opt_in(contact, mailing_list, contact_via(), evidence=notice)
+            outcome = consent.opt_in(contact, mailing_list, contact_via(), evidence=notice)
         else:
             changed = subscription is not None and consent.withdraw(subscription, contact_via())
+            outcome = "withdrawn" if changed else consent.UNCHANGED
     except ConsentError as error:
         return refused(error, token, build_row(contact, mailing_list, subscription))
     # The answer is built from what this transaction wrote, before the commit:
@@ -202,7 +253,7 @@ def toggle(token: str, slug: str):
     # one the verb changed, unless the verb just created it.
     subscription = subscription or consent.find_subscription(contact, mailing_list)
     row = build_row(contact, mailing_list, subscription)
-    row.message = saved_message(row, changed)
+    row.message = saved_message(row, outcome)
     if not wants_fragment():
         db.session.commit()
         return back_to_page(token, row.message, f"list-{slug}")
@@ -211,21 +262,21 @@ def toggle(token: str, slug: str):
     return response
 
 
-def saved_message(row: Row, changed: bool) -> str:
+def saved_message(row: Row, outcome: str) -> str:
     name = row.mailing_list.name
-    if not changed:
-        return "No change."
-    if row.state == PENDING:
+    if outcome == consent.OPTED_IN:
         return f"Almost done: we sent a confirmation link to {row.pending_to}."
-    if row.state == SUBSCRIBED:
-        return f"Saved: you will receive {name}."
-    return f"Saved: you will no longer receive {name}."
+    if outcome == consent.RECONFIRMING:
+        return f"We sent a link to confirm that you want to keep {name}."
+    if outcome == "withdrawn":
+        return f"Saved: you will no longer receive {name}."
+    return "No change."
 
 
 @bp.post("/p/<token>/everything")
 def withdraw_everything(token: str):
     """Unsubscribe from every list in one step."""
-    contact = contact_from(token)
+    contact = contact_from(token, withdrawing=True)
     count = consent.withdraw_everything(contact, contact_via())
     db.session.commit()
     message = (
@@ -237,8 +288,8 @@ def withdraw_everything(token: str):
 @bp.post("/p/<token>/business")
 def business_choice(token: str):
     """Allow or decline business messages; personal lists are never touched."""
-    contact = contact_from(token)
     choice = request.form.get("business")
+    contact = contact_from(token, withdrawing=choice == "declined")
     if choice == "declined":
         consent.decline_business_contact(contact, contact_via())
         message = "Done: no business messages. Personal messages from the sender are not affected."
@@ -254,7 +305,7 @@ def business_choice(token: str):
 @bp.post("/p/<token>/lists/<slug>/dispute")
 def dispute(token: str, slug: str):
     """ "I never agreed to this": withdraw now and flag it for the admins."""
-    contact = contact_from(token)
+    contact = contact_from(token, withdrawing=True)
     mailing_list = find_list(slug)
     subscription = consent.find_subscription(contact, mailing_list)
     if subscription is None:
@@ -274,3 +325,34 @@ def sections_or_page(token: str, contact: Contact, message: str):
         return back_to_page(token, message)
     db.session.refresh(contact)
     return fragment("preferences/_sections.html", **page_context(token, contact, message))
+
+
+@bp.post("/p/<token>/reset")
+@mail_sending_limit
+def reset_links(token: str):
+    """Make every earlier manage link stop working and email a fresh one."""
+    contact = contact_from(token)
+    links.reset(contact, contact_via())
+    db.session.commit()
+    text = (
+        "Done: the links you had no longer work. We emailed a new one to "
+        f"{wording.mask_email(contact.primary_email)}."
+    )
+    return render_template("message.html", title="Your links were reset", text=text)
+
+
+@bp.post("/p/<token>/receipts")
+def receipts(token: str):
+    """Turn emailed receipts of page changes on or off."""
+    contact = contact_from(token)
+    wanted = request.form.get("receipts")
+    if wanted not in ("on", "off"):
+        abort(400, description="Choose whether you want receipts.")
+    consent.set_receipts(contact, wanted == "on", contact_via())
+    db.session.commit()
+    message = (
+        "Saved: we will email you a receipt after changes."
+        if wanted == "on"
+        else "Saved: no more receipts."
+    )
+    return back_to_page(token, message, "your-history")

@@ -1,7 +1,9 @@
 """Where mail goes: a contact's separate business address and its routing.
 
-A business address is used only once the contact has opened the link sent
-to it and pressed the button. Every change here is a consent event.
+Adding a business address takes two emailed confirmations: the address on
+file approves the change (so a forwarded manage link cannot redirect
+anyone's mail), then the new address proves it is the contact's. Only then
+is it used. Every change here is a consent event.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def address_fingerprint(email: str) -> str:
 
 
 def add_business_address(contact: Contact, email: str, via: Via) -> Address:
-    """Add (or replace) the contact's business address and send it a verification link."""
+    """Add (or replace) the contact's business address; the owner is asked to approve."""
     email = normalise_email(email)
     if "@" not in email or len(email) > 320 or " " in email:
         raise ConsentError("Please enter a valid email address.")
@@ -42,16 +44,50 @@ def add_business_address(contact: Contact, email: str, via: Via) -> Address:
         contact.addresses.append(address)
         db.session.flush()
         record(contact, via, "business_address_added", detail=wording.mask_email(email))
-    token = tokens.sign(tokens.VERIFY_ADDRESS, contact, a=address_fingerprint(email))
+    queue_owner_approval(contact, address)
+    return address
+
+
+def queue_owner_approval(contact: Contact, address: Address) -> None:
+    """Ask the address on file to approve the change: a forwarded link is not enough."""
+    token = tokens.sign(
+        tokens.VERIFY_ADDRESS, contact, a=address_fingerprint(address.email), s="owner"
+    )
+    mailer.queue(
+        "approve_address",
+        contact.primary_email,
+        f"Send business messages to {wording.mask_email(address.email)}?",
+        "approve_address",
+        contact=contact,
+        masked=wording.mask_email(address.email),
+        approve_url=f"{current_app.config['PUBLIC_BASE_URL']}/verify-address/{token}",
+    )
+
+
+def approve_business_address(contact: Contact, fingerprint: str, via: Via) -> bool:
+    """The owner approved the change from the address on file: now prove the new one."""
+    contact = lock_contact(contact)
+    address = _pending_address(contact, fingerprint)
+    if address.verified_at is not None:
+        return False
+    record(contact, via, "business_address_approved", detail=wording.mask_email(address.email))
+    token = tokens.sign(tokens.VERIFY_ADDRESS, contact, a=fingerprint, s="new")
     mailer.queue(
         "verify_address",
-        email,
+        address.email,
         f"Please confirm your business address for {current_app.config['ORGANISATION_NAME']}",
         "verify_address",
         # No manage link in this mail: the address is not verified yet, and
         # whoever reads it must not get control of the contact's preferences.
         verify_url=f"{current_app.config['PUBLIC_BASE_URL']}/verify-address/{token}",
     )
+    return True
+
+
+def _pending_address(contact: Contact, fingerprint: str) -> Address:
+    address = contact.business_address
+    if address is None or address_fingerprint(address.email) != fingerprint:
+        raise tokens.InvalidLink
     return address
 
 
@@ -61,9 +97,7 @@ def verify_business_address(contact: Contact, fingerprint: str, via: Via) -> boo
     Verification also routes business mail there, which is why it was added.
     """
     contact = lock_contact(contact)
-    address = contact.business_address
-    if address is None or address_fingerprint(address.email) != fingerprint:
-        raise tokens.InvalidLink
+    address = _pending_address(contact, fingerprint)
     if address.verified_at is not None:
         return False
     address.verified_at = utcnow()

@@ -7,6 +7,8 @@ import re
 
 from flask import Flask, abort, current_app, request
 
+from .tokens import InvalidLink
+
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -68,8 +70,38 @@ def refuse_cross_origin_posts():
     return None
 
 
+def _has_nul(values) -> bool:
+    return any("\x00" in value for value in values if isinstance(value, str))
+
+
+def refuse_nul_characters():
+    """Refuse a NUL character in the URL, form or headers before anything reads it.
+
+    No field of ours means one; PostgreSQL text refuses it (a DataError deep in
+    a transaction) and SQLite would keep it invisibly. A path with a NUL names
+    no page (404, the invalid-link page for a token path); anywhere else it is a
+    clear 400. The API checks its JSON itself and answers in its own format, so
+    only its database errors are left to errors.py.
+    """
+    if "\x00" in request.path:
+        if TOKEN_PATH.match(request.path):
+            raise InvalidLink
+        abort(404)
+    if request.path.startswith("/api/"):
+        return None
+    parts = [v for key, value in request.args.items(multi=True) for v in (key, value)]
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        parts += [v for key, value in request.form.items(multi=True) for v in (key, value)]
+        parts += [upload.filename or "" for upload in request.files.values()]
+    parts += [value for _name, value in request.headers.items()]
+    if any("\x00" in part for part in parts):
+        abort(400, description="The request contained a NUL character, which no field accepts.")
+    return None
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    app.before_request(refuse_nul_characters)
     app.before_request(refuse_cross_origin_posts)
     app.after_request(add_headers)
     for name in ("werkzeug", "gunicorn.access", "gunicorn.error", app.logger.name):

@@ -19,12 +19,17 @@ MANAGE = "manage-preferences"
 UNSUBSCRIBE = "one-click-unsubscribe"
 CONFIRM = "confirm-subscription"
 VERIFY_ADDRESS = "verify-business-address"
+# Short-lived links for the contact's rights, emailed to the address on file.
+DATA_EXPORT = "data-export"
+ERASE = "erase-my-data"
 
 _MAX_AGE_SETTING = {
     MANAGE: "MANAGE_LINK_MAX_AGE_DAYS",
     UNSUBSCRIBE: "UNSUBSCRIBE_LINK_MAX_AGE_DAYS",
     CONFIRM: "CONFIRM_LINK_MAX_AGE_DAYS",
     VERIFY_ADDRESS: "CONFIRM_LINK_MAX_AGE_DAYS",
+    DATA_EXPORT: "DATA_EXPORT_LINK_MAX_AGE_DAYS",
+    ERASE: "ERASE_LINK_MAX_AGE_DAYS",
 }
 
 
@@ -38,13 +43,15 @@ class LinkClaims:
     scope: dict
     # True for a genuine link past its age: it may still withdraw, nothing else.
     expired: bool = False
+    # The token version the link was signed with (see Contact.token_version).
+    version: int | None = None
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["LINK_SIGNING_KEYS"], salt=purpose)
 
 
-def sign(purpose: str, contact: Contact, **scope: str | int) -> str:
+def sign(purpose: str, contact: Contact, **scope: str) -> str:
     """A token for ``purpose`` bound to ``contact`` and its current token version."""
     payload = {"c": contact.public_id, "v": contact.token_version, **scope}
     return _serializer(purpose).dumps(payload)
@@ -73,7 +80,11 @@ def verify(
         expired = True
     except BadData as error:
         raise InvalidLink from error
-    if not isinstance(payload, dict) or not isinstance(payload.get("c"), str):
+    # Only our own keys sign, and they sign strings; anything else (a leaked key
+    # minting odd payloads) must not reach a query, where a list or a NUL is an error.
+    if not isinstance(payload, dict):
+        raise InvalidLink
+    if not all(_plain_text(payload.get(k)) for k in (payload.keys() - {"v"}) | {"c"}):
         raise InvalidLink
     contact = db.session.execute(
         db.select(Contact).filter_by(public_id=payload["c"])
@@ -83,7 +94,11 @@ def verify(
     if check_version and payload.get("v") != contact.token_version:
         raise InvalidLink
     scope = {k: v for k, v in payload.items() if k not in {"c", "v"}}
-    return LinkClaims(contact=contact, scope=scope, expired=expired)
+    return LinkClaims(contact=contact, scope=scope, expired=expired, version=payload.get("v"))
+
+
+def _plain_text(value: object) -> bool:
+    return isinstance(value, str) and "\x00" not in value
 
 
 def manage_url(contact: Contact) -> str:

@@ -5,9 +5,20 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from .consent import effective_state
-from .models import EXPIRED, INVITED, PENDING, SUBSCRIBED, UNSUBSCRIBED, Subscription
+from .extensions import db
+from .models import (
+    EXPIRED,
+    INVITED,
+    PENDING,
+    SUBSCRIBED,
+    UNSUBSCRIBED,
+    ConsentEvent,
+    Contact,
+    Subscription,
+)
 
 STATE_LABELS = {
     SUBSCRIBED: "On",
@@ -40,7 +51,8 @@ def why(subscription: Subscription) -> str:
         )
     elif s.basis == "double_opt_in":
         confirmed = f" on {day(s.confirmed_at)}" if s.confirmed_at else ""
-        sentence = f"You subscribed on {added} on {s.source} and confirmed by email{confirmed}."
+        where = "on this page" if s.source == "preference page" else f"on {s.source}"
+        sentence = f"You subscribed on {added} {where} and confirmed by email{confirmed}."
     elif s.basis == "express" and by == "you":
         sentence = f"You said yes on {added} on this page."
     elif s.basis == "express":
@@ -64,7 +76,8 @@ def why(subscription: Subscription) -> str:
 
 def ending(subscription: Subscription) -> str:
     """What happens next for implied consent, in the contact's terms."""
-    if subscription.expires_at is None or subscription.state != SUBSCRIBED:
+    # Expired by the clock or by expire-consent: the contact reads the same words.
+    if subscription.expires_at is None or subscription.state not in (SUBSCRIBED, EXPIRED):
         return ""
     if effective_state(subscription) == EXPIRED:
         return f" This ended on {day(subscription.expires_at)}."
@@ -77,3 +90,69 @@ def mask_email(email: str | None) -> str:
         return ""
     local, domain = email.rsplit("@", 1)
     return f"{local[:1]}***@{domain}"
+
+
+CHANNELS = {
+    "preference_page": "on this page",
+    "one_click": "with the unsubscribe button of your mail app",
+    "email_confirmation": "from the link we emailed you",
+    "api": "by the sender's systems",
+    "admin": "by the sender's staff",
+    "import": "by an import",
+    "system": "automatically",
+}
+
+ACTIONS = {
+    "opt_in": "You said yes to {list}; it starts once you confirm by email",
+    "confirm": "You confirmed {list} by email",
+    "affirm": "You confirmed that you want to keep {list}",
+    "withdraw": "{list} was stopped",
+    "invite": "You were invited to {list}",
+    "subscribe": "You were added to {list}",
+    "expire": "{list} ended: the implied consent ran out",
+    "dispute": "You said you never agreed to {list}, and it was stopped",
+    "decline_business": "You said no to business messages",
+    "allow_business": "You allowed business messages again",
+    "business_address_added": "You asked to use {detail} for business messages",
+    "business_address_approved": "You approved {detail} for business messages",
+    "business_address_verified": "You confirmed the business address {detail}",
+    "route_business_mail": "Business messages now go to your {to_state} address",
+    "business_address_removed": "You removed the business address {detail}",
+    "route_list": "{list} is now {detail}",
+    "links_reset": "You reset your links, so older links stopped working",
+    "receipts_on": "You turned emailed receipts on",
+    "receipts_off": "You turned emailed receipts off",
+}
+
+
+def actor_name(actor: str) -> str:
+    if actor == "contact":
+        return "you"
+    if actor.startswith("admin:"):
+        return "the sender's staff"
+    if actor.startswith("api:"):
+        return "the sender's systems"
+    return actor
+
+
+def describe(event: ConsentEvent) -> str:
+    """One line of the contact's history, in plain language."""
+    name = event.mailing_list.name if event.mailing_list else "a list"
+    template = ACTIONS.get(event.action, event.action.replace("_", " ").capitalize())
+    what = template.format(list=name, detail=event.detail or "", to_state=event.to_state or "")
+    how = CHANNELS.get(event.channel, event.channel)
+    who = actor_name(event.actor)
+    by = "" if who == "you" or event.channel in ("system",) else f", by {who}"
+    return f"{day(event.occurred_at)}: {what} ({how}{by})."
+
+
+def history(contact: Contact, limit: int = 200) -> list[str]:
+    """The contact's consent events, newest first, as sentences."""
+    events = db.session.execute(
+        db.select(ConsentEvent)
+        .options(joinedload(ConsentEvent.mailing_list))
+        .filter_by(contact_id=contact.id)
+        .order_by(ConsentEvent.id.desc())
+        .limit(limit)
+    ).scalars()
+    return [describe(event) for event in events]

@@ -8,6 +8,8 @@ dropped at the end.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import os
 import shutil
 import socket
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from preference_center import create_app, tokens
@@ -78,15 +81,13 @@ def database(tmp_path_factory):
         yield "sqlite", template
 
 
-@pytest.fixture
-def database_url(database, tmp_path):
-    """A clean database for one test."""
+def clean_database(database, directory: Path) -> str:
+    """The URL of a clean database: a copy of the SQLite template, or PostgreSQL emptied."""
     kind, where = database
     if kind == "sqlite":
-        path = tmp_path / "test.sqlite3"
+        path = directory / "test.sqlite3"
         shutil.copy(where, path)
-        yield f"sqlite:///{path}"
-        return
+        return f"sqlite:///{path}"
     engine = sa.create_engine(where)
     tables = [t for t in sa.inspect(engine).get_table_names() if t != "alembic_version"]
     with engine.begin() as connection:
@@ -95,7 +96,13 @@ def database_url(database, tmp_path):
             "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
         )
     engine.dispose()
-    yield where
+    return where
+
+
+@pytest.fixture
+def database_url(database, tmp_path):
+    """A clean database for one test."""
+    return clean_database(database, tmp_path)
 
 
 # --- mail -------------------------------------------------------------------
@@ -122,6 +129,13 @@ class SmtpSink:
     port: int
     messages: list[Received] = field(default_factory=list)
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A mailbox named "refused…" is one the server turns down for good.
+        if address.startswith("refused"):
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(Received(envelope.original_content, list(envelope.rcpt_tos)))
         return "250 OK"
@@ -133,11 +147,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RestartableController(Controller):
+    """aiosmtpd closes its event loop on stop(); a fresh one lets start() work again,
+    so a test can take the server down and bring it back on the same port."""
+
+    def start(self) -> None:
+        if self.loop.is_closed():
+            self.loop = asyncio.new_event_loop()
+        super().start()
+
+
 @pytest.fixture(scope="session")
 def smtp_server():
     """A real SMTP server (aiosmtpd) on loopback, for the whole session."""
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller = RestartableController(sink, hostname="127.0.0.1", port=sink.port)
     controller.start()
     yield sink, controller
     controller.stop()
@@ -168,11 +192,55 @@ def _settings(url: str, instance: Path, **extra) -> dict:
     }
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as it does in production.
+
+    Flask reuses an app context that is already pushed (the `app` fixture
+    pushes one for the test's own database work); then `g` and the database
+    session would leak from one request to the next and into the test.
+
+    The test's own session ends its transaction before and after each
+    request, so the request sees what the test committed and the test then
+    reads what the request wrote (an open SQLite snapshot would hide it).
+    """
+
+    def open(self, *args, **kwargs):
+        # Read a streamed body inside the request's context, where it was made.
+        kwargs.setdefault("buffered", True)
+        db.session.commit()
+        try:
+            return contextvars.Context().run(super().open, *args, **kwargs)
+        finally:
+            db.session.commit()
+
+
 @pytest.fixture
 def app(database_url, tmp_path, monkeypatch, smtp_server):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     sink, _ = smtp_server
     app = create_app(_settings(database_url, tmp_path, MAIL_PORT=sink.port))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_app(database, tmp_path_factory, smtp_server):
+    """One app and database for a whole module, with its app context pushed.
+
+    Hypothesis runs many examples in one test and refuses function-scoped
+    fixtures, so its tests share this app; each example makes its own rows.
+    Do not mix it with ``app`` in one module: both would use the one database.
+    """
+    directory = tmp_path_factory.mktemp("module")
+    sink, _ = smtp_server
+    url = clean_database(database, directory)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INSTANCE_PATH", str(directory / "instance"))
+        app = create_app(_settings(url, directory, MAIL_PORT=sink.port))
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session.remove()
@@ -272,3 +340,16 @@ def manage_path(app):
         return "/p/" + tokens.sign(tokens.MANAGE, contact)
 
     return path
+
+
+@pytest.fixture
+def api_auth(app):
+    """Creates an API key with the given scopes (all by default); returns its auth header."""
+    from preference_center import api_keys
+
+    def make(*scopes: str, name: str = "sender") -> dict[str, str]:
+        _row, key = api_keys.create(name, list(scopes or api_keys.SCOPES))
+        db.session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return make

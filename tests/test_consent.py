@@ -13,19 +13,42 @@ from preference_center.models import OutboxMessage, Subscription
 PAGE = Via(channel="preference_page", actor="contact", ip="198.51.100.4", user_agent="UA/1")
 
 
-def test_opt_in_to_a_personal_list_subscribes_and_logs_one_event(make):
+def test_opt_in_from_the_page_waits_for_the_emailed_confirmation(make):
     notes = make.list("notes", audience="personal")
     contact = make.contact("pat@example.com")
 
-    assert consent.opt_in(contact, notes, PAGE, evidence="ticked on the page (notice v1)")
+    outcome = consent.opt_in(contact, notes, PAGE, evidence="ticked on the page (notice v1)")
     db.session.commit()
 
-    assert state_of(contact, notes) == "subscribed"
+    assert outcome == consent.OPTED_IN
+    assert state_of(contact, notes) == "pending"
     [event] = events_of(contact)
-    assert (event.action, event.from_state, event.to_state) == ("opt_in", "none", "subscribed")
+    assert (event.action, event.from_state, event.to_state) == ("opt_in", "none", "pending")
     assert (event.channel, event.actor, event.basis) == ("preference_page", "contact", "express")
     assert (event.ip, event.user_agent, event.notice_version) == ("198.51.100.4", "UA/1", 1)
     assert event.occurred_at <= datetime.utcnow()  # noqa: DTZ003 - naive UTC by design
+
+    assert consent.confirm(consent.find_subscription(contact, notes), PAGE) is True
+    db.session.commit()
+    assert state_of(contact, notes) == "subscribed"
+    assert events_of(contact)[-1].basis == "double_opt_in"
+
+
+def test_saying_yes_to_implied_consent_makes_it_lasting_after_confirmation(make):
+    insights = make.list("insights")
+    contact = make.contact("pat@example.com")
+    subscription = make.subscription(
+        contact, insights, basis="implied_purchase", basis_date=date(2026, 1, 5)
+    )
+
+    assert consent.opt_in(contact, insights, PAGE, evidence="yes") == consent.RECONFIRMING
+    db.session.commit()
+    assert subscription.expires_at is not None  # nothing changes before the confirmation
+    assert consent.confirm(subscription, PAGE) is True
+    db.session.commit()
+
+    assert (subscription.basis, subscription.expires_at) == ("double_opt_in", None)
+    assert events_of(contact)[-1].action == "affirm"
 
 
 def test_opt_in_to_a_business_list_is_pending_and_queues_a_confirmation(make):

@@ -24,15 +24,24 @@ AUDITOR_SNIPPET = """
 import hashlib, json
 
 FIELDS = ["contact", "list", "request_id", "action", "from_state", "to_state",
-          "basis", "source", "channel", "actor", "occurred_at", "ip",
-          "user_agent", "notice_version", "evidence", "detail", "prev_hash"]
+          "basis", "source", "channel", "actor", "occurred_at", "notice_version",
+          "personal_digest", "prev_hash"]
+PERSONAL = ["ip", "user_agent", "evidence", "detail"]
+
+def canonical(row, names):
+    return json.dumps({k: row[k] for k in names}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
+
+def sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 def check(line: str) -> bool:
     row = json.loads(line)
-    canonical = json.dumps({k: row[k] for k in FIELDS}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
-    text = (row["prev_hash"] or "") + canonical
-    return hashlib.sha256(text.encode("utf-8")).hexdigest() == row["hash"]
+    chained = sha256((row["prev_hash"] or "") + canonical(row, FIELDS)) == row["hash"]
+    if row["personal_salt"] is None:  # erased: nothing personal is left to check
+        return chained and all(row[k] is None for k in PERSONAL)
+    digest = sha256(row["personal_salt"] + canonical(row, PERSONAL))
+    return chained and digest == row["personal_digest"]
 """
 
 
@@ -157,10 +166,12 @@ def test_auditor_snippet_recomputes_every_hash_of_an_ndjson_export(log, runner):
     lines = run(runner, "--format", "ndjson").stdout.splitlines()
 
     assert namespace["FIELDS"] == list(ledger.HASHED_FIELDS)
+    assert namespace["PERSONAL"] == list(ledger.PERSONAL_FIELDS)
     assert all(namespace["check"](line) for line in lines)
-    tampered = json.loads(lines[3])
-    tampered["evidence"] = "something else"
-    assert not namespace["check"](json.dumps(tampered, ensure_ascii=False))
+    for field, value in (("evidence", "something else"), ("action", "opt_in")):
+        tampered = json.loads(lines[3])
+        tampered[field] = value
+        assert not namespace["check"](json.dumps(tampered, ensure_ascii=False))
 
 
 def test_list_and_contact_filters(log, runner):

@@ -113,7 +113,8 @@ def test_business_choice_and_affirmation_replay_cleanly(make, runner):
     contact = make.contact("pat@example.com")
     make.subscription(contact, notes, basis="personal")
     make.subscription(contact, insights, basis="implied_inquiry", basis_date=date.today())
-    consent.opt_in(contact, insights, PAGE, evidence="said yes on the page")  # affirm
+    assert consent.opt_in(contact, insights, PAGE, evidence="yes") == consent.RECONFIRMING
+    consent.confirm(consent.find_subscription(contact, insights), PAGE)  # the emailed link
     db.session.commit()
     consent.decline_business_contact(contact, PAGE)
     db.session.commit()
@@ -129,7 +130,7 @@ def test_an_edited_field_is_named(history, runner, no_triggers):
     pat, *_ = history
     edited = events_of(pat)[1]
 
-    sql("UPDATE consent_events SET evidence = 'made up later' WHERE id = :id", id=edited.id)
+    sql("UPDATE consent_events SET basis = 'implied_purchase' WHERE id = :id", id=edited.id)
     result = verify(runner)
 
     assert result.exit_code == 1
@@ -139,14 +140,67 @@ def test_an_edited_field_is_named(history, runner, no_triggers):
     ) in result.output
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("ip", "192.0.2.66"), ("user_agent", "Forged/1"), ("evidence", "made up"), ("detail", "x")],
+)
+def test_an_edited_personal_field_is_named(history, runner, no_triggers, column, value):
+    pat, *_ = history
+    edited = events_of(pat)[-1]
+
+    sql(f"UPDATE consent_events SET {column} = :value WHERE id = :id", value=value, id=edited.id)
+    result = verify(runner)
+
+    assert result.exit_code == 1
+    assert (
+        f"First problem: event {edited.id} of contact {pat.public_id}: its IP, user agent, "
+        "evidence or detail do not match their digest: the event was edited"
+    ) in result.output
+
+
+def test_personal_fields_put_back_after_erasure_are_named(history, no_triggers):
+    pat, *_ = history
+    edited = events_of(pat)[-1]
+
+    sql(
+        "UPDATE consent_events SET personal_salt = NULL, ip = NULL, user_agent = NULL,"
+        " evidence = NULL, detail = 'invented later' WHERE id = :id",
+        id=edited.id,
+    )
+
+    assert [str(p) for p in ledger.verify_all().problems] == [
+        f"event {edited.id} of contact {pat.public_id}: it has personal fields but no salt: "
+        "the event was edited after erasure"
+    ]
+
+
+def test_the_hash_covers_the_digest_not_the_personal_fields(history):
+    pat, *_ = history
+    event = events_of(pat)[-1]
+    fields = ledger.hashed_fields(event, pat.public_id, event.mailing_list.slug)
+
+    assert set(fields) == set(ledger.HASHED_FIELDS)
+    assert not set(ledger.PERSONAL_FIELDS) & set(fields)
+    assert len(event.personal_salt) == 32 and event.personal_digest == ledger.personal_digest(
+        event.personal_salt,
+        {
+            "ip": "198.51.100.4",
+            "user_agent": "UA/1",
+            "evidence": event.evidence,
+            "detail": "I never agreed to this",
+        },
+    )
+    assert ledger.personal_digest("0" * 32, event) != event.personal_digest
+
+
 def test_an_edited_field_with_a_recomputed_hash_breaks_the_next_link(history, runner, no_triggers):
     pat, *_ = history
     edited, following = events_of(pat)[1:3]
     fields = ledger.hashed_fields(edited, pat.public_id, edited.mailing_list.slug)
-    forged = ledger.event_hash({**fields, "evidence": "made up later"})
+    forged = ledger.event_hash({**fields, "basis": "implied_purchase"})
 
     sql(
-        "UPDATE consent_events SET evidence = 'made up later', hash = :hash WHERE id = :id",
+        "UPDATE consent_events SET basis = 'implied_purchase', hash = :hash WHERE id = :id",
         hash=forged,
         id=edited.id,
     )
@@ -310,8 +364,76 @@ def test_concurrent_writes_to_one_contact_keep_one_valid_chain(app, make):
     assert errors == []
     db.session.expire_all()
     events = events_of(contact)
-    assert len(events) == sum(changes) > 0
+    assert len(events) == sum(changed not in (False, consent.UNCHANGED) for changed in changes) > 0
     assert len({event.prev_hash for event in events}) == len(events)  # no fork
     report = ledger.verify_all()
     assert report.ok, report.problems
     assert report.events_checked == len(events)
+
+
+MINIMISE = "ip = NULL, user_agent = NULL, evidence = NULL, detail = NULL, personal_salt = NULL"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ip = NULL",
+        "ip = NULL, user_agent = NULL, evidence = NULL, detail = NULL",
+        "ip = '192.0.2.1'",
+        f"{MINIMISE}, action = 'opt_in'",
+        f"{MINIMISE}, personal_digest = '{'0' * 64}'",
+        f"{MINIMISE}, hash = '{'0' * 64}'",
+        f"{MINIMISE}, prev_hash = NULL",
+        f"{MINIMISE}, occurred_at = CURRENT_TIMESTAMP",
+        f"{MINIMISE}, id = id + 1000",
+    ],
+)
+def test_the_database_refuses_every_update_but_minimisation(history, change):
+    pat, *_ = history
+    event = events_of(pat)[-1]
+
+    with pytest.raises(sa.exc.DBAPIError, match="consent_events is append-only"):
+        db.session.execute(
+            sa.text(f"UPDATE consent_events SET {change} WHERE id = :id"), {"id": event.id}
+        )
+    db.session.rollback()
+
+    assert events_of(pat)[-1].ip == "198.51.100.4"
+    assert ledger.verify_all().ok
+
+
+def test_the_database_allows_minimisation_and_the_chain_still_verifies(history):
+    pat, *_ = history
+    event = events_of(pat)[-1]
+    digest = event.personal_digest
+
+    sql(f"UPDATE consent_events SET {MINIMISE} WHERE id = :id", id=event.id)
+
+    db.session.expire_all()
+    minimised = events_of(pat)[-1]
+    assert (minimised.ip, minimised.user_agent, minimised.evidence, minimised.detail) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (minimised.personal_salt, minimised.personal_digest) == (None, digest)
+    assert ledger.verify_all().ok
+
+
+def test_the_admin_event_page_shows_an_edited_ip(app, history, no_triggers):
+    from admin_helpers import create, sign_in
+
+    pat, *_ = history
+    edited = events_of(pat)[0]
+    sql("UPDATE consent_events SET ip = '203.0.113.66' WHERE id = :id", id=edited.id)
+    create("auditor@example.com", role="auditor")
+    client = app.test_client()
+    sign_in(client, "auditor@example.com")
+
+    page = client.get(f"/admin/log/{edited.id}")
+
+    assert page.status_code == 200
+    assert "Its personal fields are not what was written" in page.text
+    assert "203.0.113.66" in page.text
+    assert "Its hash matches its fields." in page.text  # the digest, not the hash, tells

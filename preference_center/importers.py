@@ -1,0 +1,422 @@
+"""Import contacts with provenance: a plain CSV, or a LinkedIn connections export.
+
+Every row is validated before anything is written. By default one bad row
+refuses the whole file; with ``skip_invalid`` the valid rows are imported and
+the rejected ones are returned with their reasons. Either way the writes are
+one transaction, made by the caller's commit (a dry run rolls back itself).
+
+A LinkedIn export only ever invites: a connection is not consent.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import IO
+
+from . import consent, wording
+from .consent import ConsentError, Provenance, Via
+from .extensions import db
+from .models import (
+    BUSINESS,
+    BUSINESS_DECLINED,
+    INVITED,
+    PERSONAL,
+    SUBSCRIBED,
+    Address,
+    Contact,
+    MailingList,
+    normalise_email,
+    utcnow,
+)
+from .suppression import CHUNK, suppressed_addresses
+
+PLAIN = "csv"
+LINKEDIN = "linkedin"
+PLAIN_COLUMNS = ("email", "name", "evidence", "basis_date")
+# LinkedIn's header is First Name,Last Name,URL,Email Address,Company,Position,Connected On;
+# these columns make a header row LinkedIn's, whatever else it grows.
+LINKEDIN_REQUIRED = frozenset({"first name", "last name", "email address", "connected on"})
+# LinkedIn puts a few lines of notes above its header; look this far for it.
+PREAMBLE_RECORDS = 20
+# Tried in order; latin-1 decodes any byte, so decoding never fails.
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+DELIMITERS = (",", ";", "\t")
+LINKEDIN_REFUSAL = (
+    "This is a LinkedIn connections export. A connection is not consent, so these "
+    "people can only be invited: use --basis none. Each gets at most one invitation "
+    "(flask --app app send-invitations) and nothing else unless they say yes."
+)
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_EMAIL = re.compile(
+    rf"[a-z0-9!#$%&'*+/=?^_`{{|}}~.-]{{1,64}}@(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?"
+)
+
+
+class ImportRefused(ValueError):
+    """The whole file is refused (unknown list, wrong basis, unreadable CSV, …)."""
+
+
+class InvalidRows(ImportRefused):
+    """Some rows are invalid and ``skip_invalid`` was not asked for: nothing written."""
+
+    def __init__(self, summary: ImportSummary):
+        self.summary = summary
+        count = len(summary.rejected)
+        super().__init__(
+            f"{count} row{'s have' if count != 1 else ' has'} problems, so nothing was imported. "
+            "Fix them, or use --skip-invalid to import the valid rows and write the "
+            "rejected ones, with their reasons, to a file."
+        )
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What the person importing says about every row of the file."""
+
+    list_slug: str
+    source: str
+    basis: str
+    added_by: str
+    dry_run: bool = False
+    skip_invalid: bool = False
+    # Named in each row's default evidence ("line 12 of contacts.csv").
+    filename: str = "the import file"
+    # Who ran the import, for the consent log; defaults to added_by.
+    actor: str | None = None
+
+
+@dataclass
+class Rejected:
+    line: int
+    reason: str
+    values: list[str]
+
+
+@dataclass
+class ImportSummary:
+    """What an import did (or, for a dry run, would do)."""
+
+    list_slug: str
+    format: str = PLAIN
+    encoding: str = "utf-8"
+    columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    created: int = 0
+    updated: int = 0
+    invited: int = 0
+    unchanged: int = 0
+    suppressed: int = 0
+    skipped_without_email: int = 0
+    duplicates: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def counts(self) -> str:
+        """created 2, updated 0, invited 0, unchanged 1, suppressed 1, rejected 0 (+ extras)."""
+        parts = [
+            f"created {self.created}",
+            f"updated {self.updated}",
+            f"invited {self.invited}",
+            f"unchanged {self.unchanged}",
+            f"suppressed {self.suppressed}",
+            f"rejected {len(self.rejected)}",
+        ]
+        if self.format == LINKEDIN:
+            parts.append(f"skipped without email {self.skipped_without_email}")
+        if self.duplicates:
+            parts.append(f"duplicates merged {self.duplicates}")
+        return ", ".join(parts)
+
+
+@dataclass
+class _Row:
+    line: int
+    values: list[str]
+    email: str
+    name: str | None
+    evidence: str
+    basis_date: date | None
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """The file's text and the encoding it was read with (BOM or not)."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16"), "utf-16"
+    for encoding in ENCODINGS:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+    """Non-blank CSV records with the file line each starts on (quoted newlines kept)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
+    try:
+        for values in reader:
+            # NUL is never meant in a CSV cell, and PostgreSQL text refuses it.
+            values = [value.replace("\x00", "") for value in values]
+            if any(value.strip() for value in values):
+                yield start, values
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise ImportRefused(f"Line {reader.line_num}: the CSV cannot be read ({error}).") from None
+
+
+def _names(values: list[str]) -> list[str]:
+    return [value.strip().lower() for value in values]
+
+
+def detect(text: str) -> tuple[str, str, int, list[str]]:
+    """Format, delimiter, header line and header of the file.
+
+    A plain CSV names its columns on its first row; a LinkedIn export has
+    notes first, so its header row is looked for a little further down.
+    """
+    first = next(records(text), None)
+    if first is None:
+        raise ImportRefused("The file is empty.")
+    if "email" in _names(first[1]):
+        return PLAIN, ",", first[0], first[1]
+    for index, (line, values) in enumerate(records(text)):
+        if index >= PREAMBLE_RECORDS:
+            break
+        if LINKEDIN_REQUIRED <= set(_names(values)):
+            return LINKEDIN, ",", line, values
+    for delimiter in DELIMITERS[1:]:
+        line, values = next(records(text, delimiter))
+        if "email" in _names(values):
+            return PLAIN, delimiter, line, values
+    raise ImportRefused(
+        f"No 'email' column in the header row (line {first[0]}: {', '.join(first[1])}). "
+        "The first row must name the columns: email (required), name, evidence, basis_date. "
+        "A LinkedIn Connections.csv is recognised by its own header row."
+    )
+
+
+def valid_email(email: str) -> bool:
+    """A plain ASCII address with a dotted domain (the SMTP path we can deliver to)."""
+    local = email.rsplit("@", 1)[0]
+    return (
+        email.isascii()
+        and len(email) <= 254
+        and _EMAIL.fullmatch(email) is not None
+        and not local.startswith(".")
+        and not local.endswith(".")
+        and ".." not in local
+    )
+
+
+def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
+    """The purchase or inquiry date of an implied basis, or why it is unusable."""
+    if basis not in consent.IMPLIED_MONTHS:
+        return None, None
+    if not raw.strip():
+        return None, f"basis_date is required for {basis} (the date, as YYYY-MM-DD)"
+    try:
+        day = date.fromisoformat(raw.strip())
+    except ValueError:
+        return None, f"basis_date {raw.strip()!r} is not a date (use YYYY-MM-DD)"
+    now = utcnow()
+    if day > now.date():
+        return None, f"basis_date {day.isoformat()} is in the future"
+    expires_at = consent.implied_expiry(basis, day)
+    if expires_at is not None and expires_at <= now:
+        return None, (
+            f"implied consent from {day.isoformat()} already ended on "
+            f"{expires_at.date().isoformat()}"
+        )
+    return day, None
+
+
+def _cell(values: list[str], columns: dict[str, int], name: str) -> str:
+    index = columns.get(name)
+    return values[index] if index is not None and index < len(values) else ""
+
+
+def _clean_name(raw: str) -> str | None:
+    # Quoted names may carry newlines or runs of spaces; a name is one line.
+    return " ".join(raw.split())[:200] or None
+
+
+def read_rows(
+    text: str, options: ImportOptions, summary: ImportSummary
+) -> Iterator[_Row | Rejected]:
+    """Every data row as a valid ``_Row`` or a ``Rejected`` with its reason."""
+    kind, delimiter, header_line, header = detect(text)
+    summary.format, summary.columns = kind, header
+    columns: dict[str, int] = {}
+    for index, name in enumerate(_names(header)):
+        columns.setdefault(name, index)
+    if kind == PLAIN and options.basis in consent.IMPLIED_MONTHS and "basis_date" not in columns:
+        raise ImportRefused(
+            f"Basis {options.basis} needs a basis_date column: the date of the purchase or "
+            "inquiry each row's consent comes from (YYYY-MM-DD)."
+        )
+    for line, values in records(text, delimiter):
+        if line <= header_line:
+            continue
+        if kind == LINKEDIN:
+            raw_email = _cell(values, columns, "email address")
+            if not raw_email.strip():
+                summary.skipped_without_email += 1
+                continue
+            name = f"{_cell(values, columns, 'first name')} {_cell(values, columns, 'last name')}"
+            connected_on = _cell(values, columns, "connected on").strip()
+            evidence = (
+                f"Connected on LinkedIn on {connected_on}"
+                if connected_on
+                else "Connected on LinkedIn (the export gives no date)"
+            )
+            basis_date, date_problem = None, None
+        else:
+            raw_email = _cell(values, columns, "email")
+            name = _cell(values, columns, "name")
+            evidence = _cell(values, columns, "evidence").strip() or (
+                f"Line {line} of {options.filename}"
+            )
+            basis_date, date_problem = parse_basis_date(
+                _cell(values, columns, "basis_date"), options.basis
+            )
+        email = normalise_email(raw_email)
+        problems = []
+        if not email:
+            problems.append("no email address")
+        elif not valid_email(email):
+            problems.append(f"{raw_email.strip()!r} is not an email address")
+        if date_problem:
+            problems.append(date_problem)
+        if problems:
+            yield Rejected(line=line, reason="; ".join(problems), values=values)
+        else:
+            yield _Row(line, values, email, _clean_name(name), evidence, basis_date)
+
+
+def find_list(slug: str) -> MailingList:
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=slug)
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        raise ImportRefused(f"There is no list {slug!r}.")
+    if mailing_list.archived_at is not None:
+        raise ImportRefused(f"The list {slug!r} is archived: nobody can be added to it.")
+    return mailing_list
+
+
+def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
+    """Validate every row of ``data``, then add or update each valid one.
+
+    Raises ``ImportRefused`` for a file that cannot be imported at all, and
+    ``InvalidRows`` (nothing written) when rows are invalid and
+    ``skip_invalid`` is off. The caller commits; a dry run rolls back here.
+    """
+    mailing_list = find_list(options.list_slug)
+    text, encoding = decode(data)
+    summary = ImportSummary(list_slug=mailing_list.slug, encoding=encoding, dry_run=options.dry_run)
+    rows: list[_Row] = []
+    seen: set[str] = set()
+    for row in read_rows(text, options, summary):
+        if isinstance(row, Rejected):
+            summary.rejected.append(row)
+        elif row.email in seen:
+            summary.duplicates += 1
+        else:
+            seen.add(row.email)
+            rows.append(row)
+    linkedin = summary.format == LINKEDIN
+    if linkedin and options.basis != "none":
+        raise ImportRefused(LINKEDIN_REFUSAL)
+    state = INVITED if options.basis == "none" else SUBSCRIBED
+    source = wording.NETWORKING_SOURCE if linkedin else options.source
+    _check_provenance(mailing_list, state, source, options)
+    if summary.rejected and not options.skip_invalid:
+        raise InvalidRows(summary)
+
+    via = Via(channel="import", actor=options.actor or options.added_by)
+    emails = [row.email for row in rows]
+    erased = suppressed_addresses(emails)
+    known = _known_addresses(emails)
+    for row in rows:
+        if row.email in erased:
+            summary.suppressed += 1
+            continue
+        provenance = Provenance(
+            source=source,
+            added_by=options.added_by,
+            basis=options.basis,
+            evidence=row.evidence,
+            basis_date=row.basis_date,
+        )
+        outcome = _import_row(row, known.get(row.email), mailing_list, state, provenance, via)
+        if outcome in ("created", "updated") and state == INVITED:
+            outcome = "invited"
+        setattr(summary, outcome, getattr(summary, outcome) + 1)
+    db.session.flush()
+    if options.dry_run:
+        db.session.rollback()
+    return summary
+
+
+def _check_provenance(
+    mailing_list: MailingList, state: str, source: str, options: ImportOptions
+) -> None:
+    """The consent rules for the whole file, before any row is written."""
+    # A stand-in date lets the rules check everything but the rows' own dates.
+    stand_in = utcnow().date() if options.basis in consent.IMPLIED_MONTHS else None
+    try:
+        Provenance(source, options.added_by, options.basis, basis_date=stand_in).checked(
+            mailing_list, state
+        )
+    except ConsentError as error:
+        raise ImportRefused(str(error)) from None
+
+
+def _known_addresses(emails: list[str]) -> dict[str, Address]:
+    """The addresses among ``emails`` that already belong to a contact."""
+    known: dict[str, Address] = {}
+    for start in range(0, len(emails), CHUNK):
+        chunk = emails[start : start + CHUNK]
+        for address in db.session.execute(
+            db.select(Address).where(Address.email.in_(chunk))
+        ).scalars():
+            known[address.email] = address
+    return known
+
+
+def _import_row(
+    row: _Row,
+    address: Address | None,
+    mailing_list: MailingList,
+    state: str,
+    provenance: Provenance,
+    via: Via,
+) -> str:
+    """created, updated, unchanged or suppressed (erased, withdrawn or declined)."""
+    if address is not None:
+        contact = address.contact
+        if contact.erased_at is not None:
+            return "suppressed"
+        if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
+            return "suppressed"
+    else:
+        contact = Contact(name=row.name)
+        contact.addresses.append(Address(email=row.email, kind=PERSONAL))
+        db.session.add(contact)
+        db.session.flush()
+    _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
+    return outcome
+
+
+def write_rejected(summary: ImportSummary, stream: IO[str]) -> None:
+    """The rejected rows as CSV: line, reason, then the file's own columns."""
+    writer = csv.writer(stream)
+    writer.writerow(["line", "reason", *summary.columns])
+    for rejected in summary.rejected:
+        writer.writerow([rejected.line, rejected.reason, *rejected.values])

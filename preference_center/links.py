@@ -1,0 +1,53 @@
+"""Getting a contact a working manage link: on request, and after a reset."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from . import mailer
+from .consent import Via, lock_contact, record
+from .extensions import db
+from .models import Address, Contact, normalise_email
+
+
+def find_contact(email: str) -> Contact | None:
+    address = db.session.execute(
+        db.select(Address).filter_by(email=normalise_email(email))
+    ).scalar_one_or_none()
+    if address is None or address.contact.erased_at is not None:
+        return None
+    return address.contact
+
+
+def send_fresh_link(email: str) -> None:
+    """Queue a fresh manage link to ``email`` if it belongs to a contact.
+
+    The caller answers the same whatever happens here. The mail goes to the
+    stored address, never to the text that was typed.
+    """
+    contact = find_contact(email)
+    if contact is None:
+        return
+    queue_link_mail(contact)
+
+
+def queue_link_mail(contact: Contact) -> None:
+    mailer.queue(
+        "fresh_link",
+        contact.primary_email,
+        f"Your email preferences for {current_app.config['ORGANISATION_NAME']}",
+        "fresh_link",
+        contact=contact,
+    )
+
+
+def reset(contact: Contact, via: Via) -> None:
+    """Revoke every manage link issued so far and email a new one.
+
+    One-click unsubscribe links do not check the version: saying no keeps
+    working from any old email.
+    """
+    contact = lock_contact(contact)
+    contact.token_version += 1
+    record(contact, via, "links_reset", detail=f"token version {contact.token_version}")
+    queue_link_mail(contact)
