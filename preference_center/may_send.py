@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from sqlalchemy import false
+
 from .consent import effective_state
 from .extensions import db
 from .ledger import format_time
@@ -65,20 +67,28 @@ def deliver_to(
 def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     """Decide whether ``list_slug`` may be sent to ``email`` now, and why."""
     now = now or utcnow()
-    mailing_list = db.session.execute(
-        db.select(MailingList).filter_by(slug=list_slug)
-    ).scalar_one_or_none()
-    if mailing_list is None:
+    # Two queries whatever the answer (this runs before every send): the address
+    # with its contact, then the list with this contact's subscription to it.
+    found = db.session.execute(
+        db.select(Address, Contact)
+        .join(Contact, Contact.id == Address.contact_id)
+        .where(Address.email == normalise_email(email))
+    ).one_or_none()
+    address, contact = found if found is not None else (None, None)
+    pair = db.session.execute(
+        db.select(MailingList, Subscription)
+        .outerjoin(
+            Subscription,
+            (Subscription.list_id == MailingList.id)
+            & (Subscription.contact_id == contact.id if contact is not None else false()),
+        )
+        .where(MailingList.slug == list_slug)
+    ).one_or_none()
+    if pair is None:
         return Answer(False, "unknown_list", None, f"There is no list {list_slug!r}.", None, None)
-    address = db.session.execute(
-        db.select(Address).filter_by(email=normalise_email(email))
-    ).scalar_one_or_none()
-    if address is None or address.contact.erased_at is not None:
+    mailing_list, subscription = pair
+    if address is None or contact.erased_at is not None:
         return Answer(False, "unknown", None, "This address is not a known contact.", None, None)
-    contact = address.contact
-    subscription = db.session.execute(
-        db.select(Subscription).filter_by(contact_id=contact.id, list_id=mailing_list.id)
-    ).scalar_one_or_none()
     target = deliver_to(contact, mailing_list, subscription)
     if subscription is None:
         reason = "The contact is not on this list."
