@@ -63,9 +63,9 @@ bench: install-dev bench-tools
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-tools:
-	@command -v wrk >/dev/null 2>&1 && command -v sqlite3 >/dev/null 2>&1 || { \
-	  echo "Installing wrk and the sqlite3 CLI for the benchmarks"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk sqlite3 >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 && command -v sqlite3 >/dev/null 2>&1 && test -x /usr/bin/time || { \
+	  echo "Installing wrk, the sqlite3 CLI and GNU time for the benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk sqlite3 time >/dev/null; }
 
 # Load and faults (bench/soak): short on SQLite, then on PostgreSQL when SOAK_POSTGRES_URL answers.
 SOAK_SECONDS ?= 10

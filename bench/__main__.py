@@ -518,18 +518,27 @@ def count_events(url: str) -> int:
 
 
 def timed(command: list[str], **popen) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process, from its own rusage."""
+    """Wall seconds and peak RSS (KiB) of one command, as GNU time reports them.
+
+    Not this process's own rusage of the child: a child forked from this
+    (large) Python process counts the parent's pages in its high-water mark
+    until it execs.
+    """
     popen.setdefault("stdout", subprocess.DEVNULL)
-    started = time.monotonic()
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stderr=subprocess.PIPE, **popen)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    seconds = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    if process.returncode != 0:
-        raise RuntimeError(f"{command[0]} … exited {process.returncode}: {stderr[-500:]}")
-    return seconds, usage.ru_maxrss
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        started = time.monotonic()
+        finished = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
+            cwd=PROJECT_ROOT,
+            stderr=subprocess.PIPE,
+            **popen,
+        )
+        seconds = time.monotonic() - started
+        if finished.returncode != 0:
+            stderr = finished.stderr.decode(errors="replace")
+            raise RuntimeError(f"{command[0]} … exited {finished.returncode}: {stderr[-500:]}")
+        peak = int(report.read().split()[-1])
+    return seconds, peak
 
 
 def rate_of(function, items: list, seconds: float) -> float:
