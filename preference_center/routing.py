@@ -106,15 +106,20 @@ def verify_business_address(contact: Contact, fingerprint: str, via: Via) -> boo
     return True
 
 
-def route_business_mail(contact: Contact, to: str, via: Via) -> bool:
-    """Send business lists to the verified business address, or back to the personal one."""
-    contact = lock_contact(contact)
+def wants_business_address(contact: Contact, to: str) -> bool:
+    """Whether ``to`` names the business address, which must be verified to be used."""
     if to not in (BUSINESS, PERSONAL):
         raise ConsentError("Choose the business or the personal address.")
     address = contact.business_address
     if to == BUSINESS and (address is None or address.verified_at is None):
         raise ConsentError("Verify your business address first.")
-    wanted = to == BUSINESS
+    return to == BUSINESS
+
+
+def route_business_mail(contact: Contact, to: str, via: Via) -> bool:
+    """Send business lists to the verified business address, or back to the personal one."""
+    contact = lock_contact(contact)
+    wanted = wants_business_address(contact, to)
     if contact.business_mail_to_business_address == wanted:
         return False
     contact.business_mail_to_business_address = wanted
@@ -146,12 +151,7 @@ def remove_business_address(contact: Contact, via: Via) -> bool:
 def route_list(subscription: Subscription, to: str, via: Via) -> bool:
     """A personal list delivered to the business address, only if the contact asks."""
     contact = lock_contact(subscription.contact)
-    if to not in (BUSINESS, PERSONAL):
-        raise ConsentError("Choose the business or the personal address.")
-    address = contact.business_address
-    if to == BUSINESS and (address is None or address.verified_at is None):
-        raise ConsentError("Verify your business address first.")
-    wanted = to == BUSINESS
+    wanted = wants_business_address(contact, to)
     if subscription.deliver_to_business == wanted:
         return False
     subscription.deliver_to_business = wanted

@@ -101,6 +101,8 @@ def get_pages(world: World) -> dict[str, str]:
         "one-click, subscribed": one_click(world.alex, "notes"),
         "one-click, already off": one_click(world.alex, "digest"),
         "one-click, not on it": one_click(world.alex, "extras"),
+        "download my data": f"/download/{tokens.sign(tokens.DATA_EXPORT, world.alex)}",
+        "delete my data": f"/erase/{tokens.sign(tokens.ERASE, world.alex)}",
         "invalid link": "/p/not-a-real-link",
         "not found": "/no-such-page",
     }
