@@ -6,12 +6,12 @@ POST from that page confirms.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 
 from . import consent, tokens
-from .consent import Via
 from .extensions import db
 from .models import SUBSCRIBED, MailingList
+from .preferences import contact_via
 
 bp = Blueprint("confirmation", __name__)
 
@@ -43,12 +43,7 @@ def confirm_page(token: str):
 def confirm(token: str):
     """Confirm the pending subscription named by the link."""
     subscription = subscription_from(token)
-    via = Via(
-        channel="email_confirmation",
-        actor="contact",
-        ip=request.remote_addr,
-        user_agent=request.user_agent.string or None,
-    )
+    via = contact_via("email_confirmation")
     changed = consent.confirm(subscription, via)
     db.session.commit()
     name = subscription.mailing_list.name

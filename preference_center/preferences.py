@@ -71,10 +71,11 @@ class Row:
     message: str | None = None
 
 
-def contact_via() -> Via:
-    """The contact acting through this page, with the request's fingerprint."""
+def contact_via(channel: str = "preference_page") -> Via:
+    """The contact acting through ``channel`` (this page by default), with the
+    request's fingerprint."""
     return Via(
-        channel="preference_page",
+        channel=channel,
         actor="contact",
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
@@ -95,10 +96,6 @@ def contact_from(token: str, *, withdrawing: bool = False) -> Contact:
     if claims.expired and not withdrawing:
         raise LinkExpired
     return claims.contact
-
-
-def link_is_expired(token: str) -> bool:
-    return tokens.verify(tokens.MANAGE, token, allow_expired=True).expired
 
 
 def build_row(
@@ -215,13 +212,14 @@ def refused(error: ConsentError, token: str, row: Row | None = None):
 @bp.get("/p/<token>")
 def page(token: str):
     """The preference page: every list, its state, and why the contact is on it."""
-    contact = contact_from(token, withdrawing=True)
-    if link_is_expired(token):
+    claims = tokens.verify(tokens.MANAGE, token, allow_expired=True)
+    context = page_context(token, claims.contact)
+    if claims.expired:
+        # An expired link may only say no: no details, no history.
         template = "preferences/withdraw_only.html"
     else:
         template = "preferences/page.html"
-    context = page_context(token, contact)
-    context["history"] = wording.history(contact)
+        context["history"] = wording.history(claims.contact)
     response = make_response(render_template(template, **context))
     response.headers["Vary"] = "HX-Request"
     return response

@@ -12,9 +12,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, render_template, request
 
 from . import consent, tokens, wording
-from .consent import Via
 from .extensions import csrf, db
 from .models import MailingList, Subscription
+from .preferences import contact_via
 
 bp = Blueprint("unsubscribe", __name__)
 # RFC 8058 senders post without any cookie or token; the signed URL is the credential.
@@ -76,12 +76,7 @@ def one_click(token: str):
     if subscription is None:
         text = f"You are not on {mailing_list.name}; nothing was changed."
     else:
-        via = Via(
-            channel="one_click",
-            actor="contact",
-            ip=request.remote_addr,
-            user_agent=request.user_agent.string or None,
-        )
+        via = contact_via("one_click")
         changed = consent.withdraw(subscription, via)
         db.session.commit()
         text = (

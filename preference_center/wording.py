@@ -142,7 +142,7 @@ def describe(event: ConsentEvent) -> str:
     what = template.format(list=name, detail=event.detail or "", to_state=event.to_state or "")
     how = CHANNELS.get(event.channel, event.channel)
     who = actor_name(event.actor)
-    by = "" if who == "you" or event.channel in ("system",) else f", by {who}"
+    by = "" if who == "you" or event.channel == "system" else f", by {who}"
     return f"{day(event.occurred_at)}: {what} ({how}{by})."
 
 
