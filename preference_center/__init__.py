@@ -40,29 +40,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         database.configure_sqlite(db.engine)
 
     # auth registers the Flask-Login user loader when imported.
-    from . import (  # noqa: F401
-        admin,
-        api,
-        auth,
-        business_address,
-        cli,
-        confirmation,
-        fresh_link,
-        health,
-        preferences,
-        rights,
-        unsubscribe,
-    )
+    from . import admin, api, cli, health, public
+    from .admin import auth  # noqa: F401
 
-    app.register_blueprint(preferences.bp)
-    app.register_blueprint(business_address.bp)
-    app.register_blueprint(fresh_link.bp)
-    app.register_blueprint(confirmation.bp)
+    public.register_blueprints(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(rights.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(admin.bp)
     security.init_app(app)
     errors.init_app(app)

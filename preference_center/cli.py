@@ -11,19 +11,19 @@ import click
 from flask import Blueprint
 
 from . import (
-    auth,
     consent,
     demo,
-    export,
     importers,
     invitations,
     ledger,
+    log_export,
     mailer,
     may_send,
     receipts,
     tokens,
     wording,
 )
+from .admin import auth
 from .extensions import db
 from .models import BASES, Address, AdminAction, MailingList, normalise_email
 
@@ -143,8 +143,8 @@ class IsoTime(click.ParamType):
 
     def convert(self, value, param, ctx):
         try:
-            return export.parse_time(value)
-        except export.ExportError as error:
+            return log_export.parse_time(value)
+        except log_export.ExportError as error:
             self.fail(str(error), param, ctx)
 
 
@@ -156,7 +156,7 @@ def _actor() -> str:
 
 
 @bp.cli.command("export-log")
-@click.option("--format", "format_", type=click.Choice(export.FORMATS), required=True)
+@click.option("--format", "format_", type=click.Choice(log_export.FORMATS), required=True)
 @click.option("--since", type=IsoTime(), help="Events at or after this time (UTC if no offset).")
 @click.option("--until", type=IsoTime(), help="Events before this time (UTC if no offset).")
 @click.option("--list", "list_slug", metavar="SLUG", help="Only events of this list.")
@@ -185,16 +185,16 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
     }
     try:
         if output is not None:
-            manifest = export.write_export(output, format_, filters, bom, actor=_actor())
+            manifest = log_export.write_export(output, format_, filters, bom, actor=_actor())
         else:
-            run = export.Export(format_, filters, bom)
+            run = log_export.Export(format_, filters, bom)
             with click.open_file("-", "wb") as stdout:
                 for chunk in run.chunks():
                     stdout.write(chunk)
                 stdout.flush()
             manifest = run.manifest()
-            export.record_export(manifest, actor=_actor())
-    except export.ExportError as error:
+            log_export.record_export(manifest, actor=_actor())
+    except log_export.ExportError as error:
         raise click.ClickException(str(error)) from None
     where = f" to {output} (manifest {output}.manifest.json)" if output else ""
     click.echo(
@@ -347,7 +347,7 @@ def send_invitations_command(list_slug: str):
 )
 def create_api_key_command(name: str, scopes: str):
     """Create an API key; it is printed once and only its hash is kept."""
-    from . import api_keys
+    from .api import keys as api_keys
 
     try:
         row, key = api_keys.create(name, api_keys.parse_scopes(scopes))
@@ -363,7 +363,7 @@ def create_api_key_command(name: str, scopes: str):
 @click.argument("prefix")
 def revoke_api_key_command(prefix: str):
     """Revoke the API key with PREFIX (e.g. pc_1a2b3c4d)."""
-    from . import api_keys
+    from .api import keys as api_keys
 
     try:
         row = api_keys.revoke(prefix)
@@ -376,7 +376,7 @@ def revoke_api_key_command(prefix: str):
 @bp.cli.command("list-api-keys")
 def list_api_keys_command():
     """List API keys: prefix, name, scopes, last use, revoked (never the key)."""
-    from . import api_keys
+    from .api import keys as api_keys
 
     for row in api_keys.all_keys():
         used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never"

@@ -8,8 +8,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
-from .preferences import LinkExpired
-from .tokens import InvalidLink
+from .tokens import InvalidLink, LinkExpired
 
 TITLES = {
     400: "That request didn't make sense",
@@ -33,7 +32,7 @@ def error_page(status: int, text: str, code: str | None = None):
         return jsonify(body), status
     title = TITLES.get(status, "Something went wrong")
     try:
-        return render_template("message.html", title=title, text=text), status
+        return render_template("public/message.html", title=title, text=text), status
     except Exception:  # noqa: BLE001 - the error page itself must never fail
         return f"{title}. {text}", status, {"Content-Type": "text/plain; charset=utf-8"}
 
@@ -55,7 +54,9 @@ def init_app(app: Flask) -> None:
         text = "This link has expired for that. Saying no still works from it."
         if wants_json():
             return error_page(403, text, "link_expired")
-        return render_template("link_expired.html", title="This link has expired", text=text), 403
+        return render_template(
+            "public/link_expired.html", title="This link has expired", text=text
+        ), 403
 
     @app.errorhandler(CSRFError)
     def csrf_error(_error):

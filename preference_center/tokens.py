@@ -33,6 +33,10 @@ _MAX_AGE_SETTING = {
 }
 
 
+class LinkExpired(Exception):
+    """A genuine manage link past its age, used for something other than saying no."""
+
+
 class InvalidLink(Exception):
     """Raised for any token that does not verify; callers show one page for all."""
 

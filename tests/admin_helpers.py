@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import csrf_token
 
-from preference_center import auth
+from preference_center.admin import auth
 from preference_center.extensions import db
 
 PASSWORD = "correct horse battery staple"

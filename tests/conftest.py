@@ -345,7 +345,7 @@ def manage_path(app):
 @pytest.fixture
 def api_auth(app):
     """Creates an API key with the given scopes (all by default); returns its auth header."""
-    from preference_center import api_keys
+    from preference_center.api import keys as api_keys
 
     def make(*scopes: str, name: str = "sender") -> dict[str, str]:
         _row, key = api_keys.create(name, list(scopes or api_keys.SCOPES))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from preference_center import consent, routing, tokens
+from preference_center import addresses, consent, tokens
 from preference_center.consent import Via
 from preference_center.extensions import db
 from preference_center.models import utcnow
@@ -55,16 +55,16 @@ def build(make) -> World:
     # Only trends' implied consent (an inquiry five months ago) ends within 40 days.
     consent.expire_due(utcnow() + timedelta(days=40))
     lists["archive"].archived_at = utcnow()
-    routing.add_business_address(alex, "alex@work.example", VIA)
+    addresses.add_business_address(alex, "alex@work.example", VIA)
     db.session.commit()
 
     blair = make.contact("blair@example.com", name="Blair Okafor")
     make.subscription(blair, lists["notes"], basis="personal")
     make.subscription(blair, lists["insights"])
-    routing.add_business_address(blair, "blair@work.example", VIA)
-    fingerprint = routing.address_fingerprint("blair@work.example")
-    routing.approve_business_address(blair, fingerprint, VIA)
-    routing.verify_business_address(blair, fingerprint, VIA)
+    addresses.add_business_address(blair, "blair@work.example", VIA)
+    fingerprint = addresses.address_fingerprint("blair@work.example")
+    addresses.approve_business_address(blair, fingerprint, VIA)
+    addresses.verify_business_address(blair, fingerprint, VIA)
     consent.decline_business_contact(blair, VIA)
     db.session.commit()
     return World(alex=alex, blair=blair, lists=lists)
@@ -79,7 +79,7 @@ def confirm(world: World) -> str:
 
 
 def verify(world: World, step: str) -> str:
-    fingerprint = routing.address_fingerprint("alex@work.example")
+    fingerprint = addresses.address_fingerprint("alex@work.example")
     return (
         f"/verify-address/{tokens.sign(tokens.VERIFY_ADDRESS, world.alex, a=fingerprint, s=step)}"
     )

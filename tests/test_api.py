@@ -7,7 +7,8 @@ import json
 import pytest
 from helpers import all_events, events_of, state_of
 
-from preference_center import api_keys, consent, may_send, sender
+from preference_center import consent, may_send, sender
+from preference_center.api import keys as api_keys
 from preference_center.consent import Via
 from preference_center.extensions import db
 from preference_center.models import (

@@ -11,7 +11,7 @@ from datetime import UTC, timedelta, timezone
 import pytest
 from helpers import all_events
 
-from preference_center import consent, export, ledger
+from preference_center import consent, ledger, log_export
 from preference_center.consent import Via
 from preference_center.extensions import db
 from preference_center.models import AdminAction, utcnow
@@ -79,7 +79,7 @@ def test_csv_has_every_column_and_every_event(log, runner, tmp_path):
     assert result.exit_code == 0, result.output
     rows = rows_of_csv(out.read_bytes())
     events = all_events()
-    assert list(rows[0]) == list(export.EXPORT_COLUMNS)
+    assert list(rows[0]) == list(log_export.EXPORT_COLUMNS)
     assert [int(r["event_id"]) for r in rows] == [e.id for e in events]
     pat, *_ = log
     first = rows[0]
@@ -115,7 +115,7 @@ def test_csv_neutralises_formulas(log, runner, tmp_path):
     assert [r["evidence"] for r in notes] == ["'" + payload for payload in FORMULAS]
     assert [r["user_agent"] for r in notes] == ["'" + payload for payload in FORMULAS]
     with_formulas = [cell for row in notes for cell in row.values()]
-    assert not any(cell.startswith(tuple(export.FORMULA_TRIGGERS)) for cell in with_formulas)
+    assert not any(cell.startswith(tuple(log_export.FORMULA_TRIGGERS)) for cell in with_formulas)
 
 
 def test_bom_only_when_asked(log, runner, tmp_path):
@@ -286,7 +286,7 @@ def test_every_export_is_recorded_as_an_admin_action(log, runner, tmp_path):
 
 
 def test_write_export_for_the_admin_area(log, tmp_path):
-    manifest = export.write_export(
+    manifest = log_export.write_export(
         tmp_path / "x.csv", "csv", {"list_slug": "notes"}, bom=True, actor="admin:7"
     )
 
@@ -300,7 +300,7 @@ def test_write_export_for_the_admin_area(log, tmp_path):
 
 
 def test_download_records_once_all_bytes_are_out(log):
-    chunks = export.download("ndjson", {"contact_public_id": log[1].public_id}, actor="admin:1")
+    chunks = log_export.download("ndjson", {"contact_public_id": log[1].public_id}, actor="admin:1")
 
     assert db.session.execute(db.select(AdminAction)).first() is None
     body = b"".join(chunks)
@@ -320,7 +320,7 @@ def test_an_erased_contact_is_exported_without_an_email(log, runner):
 
 
 def test_rows_are_streamed_lazily_and_in_small_batches(log):
-    rows = export.stream_rows(batch_size=2)
+    rows = log_export.stream_rows(batch_size=2)
 
     assert not isinstance(rows, list | tuple)
     assert [row[0] for row in rows] == [event.id for event in all_events()]

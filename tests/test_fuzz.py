@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
-from preference_center import consent, importers, ledger, routing, tokens
+from preference_center import addresses, consent, importers, ledger, tokens
 from preference_center.consent import ConsentError, Provenance, Via
 from preference_center.demo import ensure_list
 from preference_center.extensions import db, limiter
@@ -218,7 +218,7 @@ def form_posts(draw):
 def signed_links(contact: Contact, slug: str, step: str) -> dict[str, str]:
     """Genuine tokens for the contact, signed now (a reset may have revoked older ones)."""
     address = contact.business_address
-    fingerprint = routing.address_fingerprint(address.email) if address else "none"
+    fingerprint = addresses.address_fingerprint(address.email) if address else "none"
     return {
         "manage": tokens.sign(tokens.MANAGE, contact),
         "unsubscribe": tokens.sign(tokens.UNSUBSCRIBE, contact, l=slug),

@@ -6,7 +6,7 @@ from datetime import date, datetime
 import pytest
 from helpers import events_of
 
-from preference_center import consent, may_send, routing
+from preference_center import addresses, consent, may_send
 from preference_center.consent import Via
 from preference_center.extensions import db
 
@@ -81,9 +81,9 @@ def test_business_list_while_business_contact_is_declined(make, lists):
 
 
 def verified_business_address(contact, email="pat@work.example"):
-    address = routing.add_business_address(contact, email, VIA)
-    fingerprint = routing.address_fingerprint(address.email)
-    routing.verify_business_address(contact, fingerprint, VIA)
+    address = addresses.add_business_address(contact, email, VIA)
+    fingerprint = addresses.address_fingerprint(address.email)
+    addresses.verify_business_address(contact, fingerprint, VIA)
     db.session.commit()
     return address
 
@@ -111,7 +111,7 @@ def test_an_unverified_business_address_is_not_used(make, lists):
     _, insights = lists
     contact = make.contact("pat@example.com")
     make.subscription(contact, insights)
-    routing.add_business_address(contact, "pat@work.example", VIA)
+    addresses.add_business_address(contact, "pat@work.example", VIA)
     db.session.commit()
 
     assert may_send.check("pat@example.com", "insights").allowed is True
@@ -125,7 +125,7 @@ def test_a_personal_list_goes_to_work_only_when_the_contact_chooses(make, lists)
     verified_business_address(contact)
     assert may_send.check("pat@example.com", "notes").deliver_to == "pat@example.com"
 
-    routing.route_list(subscription, "business", VIA)
+    addresses.route_list(subscription, "business", VIA)
     db.session.commit()
 
     assert may_send.check("pat@work.example", "notes").allowed is True

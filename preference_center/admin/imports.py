@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 from flask import current_app, render_template, request
 from flask_login import current_user
 
+from .. import importers
 from ..extensions import db
 from ..models import BASES, MailingList
 from . import bp, record_action
@@ -42,14 +41,6 @@ def imports():
 @bp.post("/imports")
 def import_submit():
     """Import the uploaded file: all or nothing unless invalid rows may be skipped."""
-    try:
-        importers = importlib.import_module("preference_center.importers")
-    except ImportError:
-        return render_template(
-            "admin/message.html",
-            title="Not available yet",
-            text="Importing contacts is not part of this installation yet.",
-        ), 503
     form = request.form
     upload = request.files.get("file")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import Response, abort, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 
-from .. import ledger
+from .. import ledger, log_export
 from ..extensions import db
 from ..models import AdminAction, ConsentEvent, Contact, MailingList, utcnow
 from . import bp, record_action
@@ -158,27 +157,16 @@ def event(event_id: int):
     )
 
 
-def not_available(what: str):
-    return render_template(
-        "admin/message.html",
-        title="Not available yet",
-        text=f"{what} is not part of this installation yet.",
-    ), 503
-
-
 @bp.post("/log/verify")
 def verify_log():
     """Check every hash chain and every subscription against its events."""
-    verify_all = getattr(ledger, "verify_all", None)
-    if verify_all is None:
-        return not_available("Verifying the chains")
-    report = verify_all()
+    report = ledger.verify_all()
     record_action(
         "verify_log",
         ok=report.ok,
         events_checked=report.events_checked,
         contacts_checked=report.contacts_checked,
-        problems=getattr(report, "problem_count", len(report.problems)),
+        problems=report.problem_count,
     )
     db.session.commit()
     return render_template("admin/log/verify.html", report=report), 200 if report.ok else 409
@@ -187,10 +175,6 @@ def verify_log():
 @bp.get("/log/export")
 def export_log():
     """Download the consent log as CSV, JSON or NDJSON, streamed; recorded as an admin action."""
-    try:
-        export = importlib.import_module("preference_center.export")
-    except ImportError:
-        return not_available("Exporting the log")
     fmt = request.args.get("format", "csv")
     if fmt not in EXPORT_TYPES:
         abort(400, description=f"Unknown format {fmt!r}; use csv, json or ndjson.")
@@ -211,14 +195,14 @@ def export_log():
     record_action("export_log_requested", format=fmt, bom=bom, **wanted)
     db.session.commit()
     try:
-        chunks = export.download(
+        chunks = log_export.download(
             fmt,
             wanted,
             bom,
             actor=f"admin:{current_user.id} {current_user.email}",
             admin_id=current_user.id,
         )
-    except export.ExportError as error:
+    except log_export.ExportError as error:
         abort(400, description=str(error))
     filename = f"consent-log-{utcnow():%Y%m%dT%H%M%SZ}.{fmt}"
     response = Response(stream_with_context(chunks), content_type=EXPORT_TYPES[fmt])

@@ -7,9 +7,8 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from .. import auth
 from ..extensions import db, limiter
-from . import bp, record_action
+from . import auth, bp, record_action
 
 
 def login_limit() -> str:

@@ -17,13 +17,12 @@ from datetime import date
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
-from . import api_keys, consent, feed, may_send, openapi, suppression, tokens
-from .api_keys import CONSENT_READ, CONTACTS_WRITE, EVENTS_READ, LINKS
-from .consent import ConsentError, Provenance, Via
-from .database import SAFE_METHODS
-from .errors import error_page
-from .extensions import csrf, db, limiter
-from .models import (
+from .. import consent, feed, may_send, suppression, tokens
+from ..consent import ConsentError, Provenance, Via
+from ..database import SAFE_METHODS
+from ..errors import error_page
+from ..extensions import csrf, db, limiter
+from ..models import (
     BUSINESS,
     BUSINESS_DECLINED,
     INVITED,
@@ -35,7 +34,10 @@ from .models import (
     MailingList,
     normalise_email,
 )
-from .sender import contact_with, one_click_headers
+from ..sender import contact_with, one_click_headers
+from . import keys as api_keys
+from . import openapi
+from .keys import CONSENT_READ, CONTACTS_WRITE, EVENTS_READ, LINKS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer keys, not cookies, authenticate the API: there is no session to forge.

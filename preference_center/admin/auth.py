@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db, login_manager
-from .models import AdminUser, normalise_email
+from ..extensions import db, login_manager
+from ..models import AdminUser, normalise_email
 
 ROLES = ("admin", "auditor")
 PASSWORD_METHOD = "scrypt"

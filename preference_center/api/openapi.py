@@ -6,7 +6,7 @@ content type or field that drifts from the code fails the suite.
 
 from __future__ import annotations
 
-from .models import BASES
+from ..models import BASES
 
 
 def _ref(name: str) -> dict:

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, make_response, render_template
 
-from . import data_export, erasure, mailer, tokens, wording
-from .consent import Via
-from .extensions import db
-from .models import Contact, utcnow
-from .preferences import (
-    back_to_page,
-    contact_from,
-    fragment,
-    mail_sending_limit,
-    wants_fragment,
-)
+from .. import data_export, erasure, mailer, tokens, wording
+from ..consent import Via
+from ..extensions import db
+from ..models import Contact, utcnow
+from . import back_to_page, contact_from, fragment, mail_sending_limit, wants_fragment
 
 bp = Blueprint("rights", __name__)
 
@@ -39,10 +33,12 @@ def _answer(token: str, contact: Contact, text: str, status: int = 200):
     """The partial for htmx, else the page again (303) with what happened."""
     if not wants_fragment():
         if status != 200:
-            return render_template("message.html", title="That didn't work", text=text), status
+            return render_template(
+                "public/message.html", title="That didn't work", text=text
+            ), status
         return back_to_page(token, text, ANCHOR)
     context = {"token": token, "masked_email": wording.mask_email(contact.primary_email)}
-    return fragment("preferences/_your_data.html", data_message=text, **context), status
+    return fragment("public/preferences/_your_data.html", data_message=text, **context), status
 
 
 def _send(token: str, kind: str, subject: str, path: str, purpose: str, setting: str):
@@ -97,7 +93,7 @@ def download_page(token: str):
     """A page with the download button; opening the emailed link changes nothing."""
     contact = tokens.verify(tokens.DATA_EXPORT, token).contact
     return render_template(
-        "rights/download.html",
+        "public/rights/download.html",
         token=token,
         masked_email=wording.mask_email(contact.primary_email),
     )
@@ -120,7 +116,7 @@ def erase_page(token: str):
     """What erasure removes and keeps, and one button; opening the link erases nothing."""
     contact = tokens.verify(tokens.ERASE, token).contact
     return render_template(
-        "rights/erase.html",
+        "public/rights/erase.html",
         token=token,
         masked_email=wording.mask_email(contact.primary_email),
         manage_url=tokens.manage_url(contact),
@@ -135,7 +131,7 @@ def erase(token: str):
     erasure.erase(contact, Via(channel="preference_page", actor="contact"))
     db.session.commit()
     return render_template(
-        "message.html",
+        "public/message.html",
         title="Your data is deleted",
         text=(
             "We removed your name and addresses and every IP address and note in your "

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from . import consent, tokens
-from .extensions import db
-from .models import SUBSCRIBED, MailingList
-from .preferences import contact_via
+from .. import consent, tokens
+from ..extensions import db
+from ..models import SUBSCRIBED, MailingList
+from . import contact_via
 
 bp = Blueprint("confirmation", __name__)
 
@@ -32,7 +32,7 @@ def confirm_page(token: str):
     """A page with one button; opening the link changes nothing."""
     subscription = subscription_from(token)
     return render_template(
-        "confirm.html",
+        "public/confirm.html",
         token=token,
         subscription=subscription,
         manage_url=tokens.manage_url(subscription.contact),
@@ -54,7 +54,7 @@ def confirm(token: str):
     else:
         text_ = f"There is nothing to confirm for {name}. You can choose again on your page."
     return render_template(
-        "message.html",
+        "public/message.html",
         title="Thank you",
         text=text_,
         link=tokens.manage_url(subscription.contact),

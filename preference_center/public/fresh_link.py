@@ -11,9 +11,9 @@ import hashlib
 
 from flask import Blueprint, render_template, request
 
-from . import links
-from .extensions import db, limiter
-from .models import normalise_email
+from .. import links
+from ..extensions import db, limiter
+from ..models import normalise_email
 
 bp = Blueprint("fresh_link", __name__)
 
@@ -27,7 +27,7 @@ def address_key() -> str:
 @bp.get("/p")
 def form():
     """The form: type an address, get a fresh link by email if it is known."""
-    return render_template("fresh_link.html")
+    return render_template("public/fresh_link.html")
 
 
 @bp.post("/p")
@@ -37,7 +37,9 @@ def request_link():
     """Queue a fresh link to a known address; answer the same either way."""
     email = request.form.get("email", "").strip()
     if "@" not in email or len(email) > 320:
-        return render_template("fresh_link.html", error="Please enter your email address."), 400
+        return render_template(
+            "public/fresh_link.html", error="Please enter your email address."
+        ), 400
     links.send_fresh_link(email)
     db.session.commit()  # both branches end the same way, so timing does not tell them apart
-    return render_template("fresh_link_sent.html")
+    return render_template("public/fresh_link_sent.html")

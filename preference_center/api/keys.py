@@ -14,8 +14,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .extensions import db
-from .models import ApiKey, utcnow
+from ..extensions import db
+from ..models import ApiKey, utcnow
 
 LINKS = "links"
 CONSENT_READ = "consent:read"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
 
-from . import consent, tokens, wording
-from .extensions import csrf, db
-from .models import MailingList, Subscription
-from .preferences import contact_via
+from .. import consent, tokens, wording
+from ..extensions import csrf, db
+from ..models import MailingList, Subscription
+from . import contact_via
 
 bp = Blueprint("unsubscribe", __name__)
 # RFC 8058 senders post without any cookie or token; the signed URL is the credential.
@@ -57,7 +57,7 @@ def page(token: str):
     claims, mailing_list, subscription = target(token)
     state = consent.effective_state(subscription) if subscription else None
     html = render_template(
-        "unsubscribe.html",
+        "public/unsubscribe.html",
         token=token,
         mailing_list=mailing_list,
         state=state,
@@ -84,4 +84,4 @@ def one_click(token: str):
             if changed
             else f"You were already unsubscribed from {mailing_list.name}."
         )
-    return respond(render_template("unsubscribed.html", text=text))
+    return respond(render_template("public/unsubscribed.html", text=text))

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 
-from . import consent, routing, tokens, wording
-from .consent import ConsentError
-from .extensions import db
-from .preferences import (
-    contact_from,
-    contact_via,
-    find_list,
-    mail_sending_limit,
-    sections_or_page,
-)
+from .. import addresses, consent, tokens, wording
+from ..consent import ConsentError
+from ..extensions import db
+from . import contact_from, contact_via, find_list, mail_sending_limit, sections_or_page
 
 bp = Blueprint("business_address", __name__)
 
 
 def refused(error: ConsentError):
     db.session.rollback()
-    return render_template("message.html", title="That didn't work", text=str(error)), 409
+    return render_template("public/message.html", title="That didn't work", text=str(error)), 409
 
 
 @bp.post("/p/<token>/business-address")
@@ -30,7 +24,7 @@ def add(token: str):
     contact = contact_from(token)
     email = request.form.get("email", "")
     try:
-        routing.add_business_address(contact, email, contact_via())
+        addresses.add_business_address(contact, email, contact_via())
     except ConsentError as error:
         return refused(error)
     db.session.commit()
@@ -47,7 +41,7 @@ def route(token: str):
     contact = contact_from(token)
     to = request.form.get("to", "")
     try:
-        routing.route_business_mail(contact, to, contact_via())
+        addresses.route_business_mail(contact, to, contact_via())
     except ConsentError as error:
         return refused(error)
     db.session.commit()
@@ -59,7 +53,7 @@ def route(token: str):
 def remove(token: str):
     """Remove the business address; everything goes to the personal address again."""
     contact = contact_from(token)
-    routing.remove_business_address(contact, contact_via())
+    addresses.remove_business_address(contact, contact_via())
     db.session.commit()
     return sections_or_page(
         token, contact, "Removed: everything goes to your personal address again."
@@ -75,7 +69,7 @@ def route_list(token: str, slug: str):
         abort(404, description="You are not on this list.")
     to = request.form.get("to", "")
     try:
-        routing.route_list(subscription, to, contact_via())
+        addresses.route_list(subscription, to, contact_via())
     except ConsentError as error:
         return refused(error)
     db.session.commit()
@@ -88,7 +82,7 @@ def verification_from(token: str):
     claims = tokens.verify(tokens.VERIFY_ADDRESS, token)
     address = claims.contact.business_address
     fingerprint, step = claims.scope.get("a"), claims.scope.get("s")
-    if address is None or routing.address_fingerprint(address.email) != fingerprint:
+    if address is None or addresses.address_fingerprint(address.email) != fingerprint:
         raise tokens.InvalidLink
     if step not in ("owner", "new"):
         raise tokens.InvalidLink
@@ -100,7 +94,7 @@ def verify_page(token: str):
     """A page with one button; opening the emailed link changes nothing."""
     _contact, address, _, step = verification_from(token)
     return render_template(
-        "verify_address.html",
+        "public/verify_address.html",
         token=token,
         masked=wording.mask_email(address.email),
         address=address,
@@ -114,10 +108,10 @@ def verify(token: str):
     contact, address, fingerprint, step = verification_from(token)
     masked = wording.mask_email(address.email)
     if step == "owner":
-        routing.approve_business_address(contact, fingerprint, contact_via())
+        addresses.approve_business_address(contact, fingerprint, contact_via())
         text = f"Approved. We sent a last link to {masked}: open it there to finish."
     else:
-        routing.verify_business_address(contact, fingerprint, contact_via())
+        addresses.verify_business_address(contact, fingerprint, contact_via())
         text = f"Business messages now go to {masked}."
     db.session.commit()
-    return render_template("message.html", title="Thank you", text=text)
+    return render_template("public/message.html", title="Thank you", text=text)

@@ -1,0 +1,174 @@
+"""Blueprint: the contact's preference page and its htmx endpoints."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    render_template,
+    request,
+)
+from htmx_flask import make_response
+
+from .. import consent, links, tokens, wording
+from ..consent import ConsentError
+from ..extensions import db, limiter
+from . import (
+    Row,
+    back_to_page,
+    build_row,
+    contact_from,
+    contact_via,
+    find_list,
+    fragment,
+    link_key,
+    mail_sending_limit,
+    mail_sending_rate,
+    not_opting_in,
+    page_context,
+    refused,
+    sections_or_page,
+    wants_fragment,
+)
+
+bp = Blueprint("preferences", __name__)
+
+
+@bp.get("/p/<token>")
+def page(token: str):
+    """The preference page: every list, its state, and why the contact is on it."""
+    claims = tokens.verify(tokens.MANAGE, token, allow_expired=True)
+    context = page_context(token, claims.contact)
+    if claims.expired:
+        # An expired link may only say no: no details, no history.
+        template = "public/preferences/withdraw_only.html"
+    else:
+        template = "public/preferences/page.html"
+        context["history"] = wording.history(claims.contact)
+    response = make_response(render_template(template, **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.post("/p/<token>/lists/<slug>")
+@limiter.shared_limit(
+    mail_sending_rate, "mail-per-link", key_func=link_key, exempt_when=not_opting_in
+)
+def toggle(token: str, slug: str):
+    """Turn one list on or off; the htmx row or a 303 back to the page."""
+    wanted = request.form.get("subscribed") == "yes"
+    contact = contact_from(token, withdrawing=not wanted)
+    mailing_list = find_list(slug)
+    subscription = consent.find_subscription(contact, mailing_list)
+    try:
+        if wanted:
+            notice = f"Ticked on the preference page (notice v{mailing_list.notice_version})"
+            outcome = consent.opt_in(contact, mailing_list, contact_via(), evidence=notice)
+        else:
+            changed = subscription is not None and consent.withdraw(subscription, contact_via())
+            outcome = "withdrawn" if changed else consent.UNCHANGED
+    except ConsentError as error:
+        return refused(error, token, build_row(contact, mailing_list, subscription))
+    # The answer is built from what this transaction wrote, before the commit:
+    # after it every object is expired, and reading them back would cost a
+    # second transaction (a write-locked one on SQLite, as this is a POST).
+    # The session's identity map holds one object per row: ``subscription`` is the
+    # one the verb changed, unless the verb just created it.
+    subscription = subscription or consent.find_subscription(contact, mailing_list)
+    row = build_row(contact, mailing_list, subscription)
+    row.message = saved_message(row, outcome)
+    if not wants_fragment():
+        db.session.commit()
+        return back_to_page(token, row.message, f"list-{slug}")
+    response = fragment("public/preferences/_list_row.html", row=row, token=token)
+    db.session.commit()
+    return response
+
+
+def saved_message(row: Row, outcome: str) -> str:
+    name = row.mailing_list.name
+    if outcome == consent.OPTED_IN:
+        return f"Almost done: we sent a confirmation link to {row.pending_to}."
+    if outcome == consent.RECONFIRMING:
+        return f"We sent a link to confirm that you want to keep {name}."
+    if outcome == "withdrawn":
+        return f"Saved: you will no longer receive {name}."
+    return "No change."
+
+
+@bp.post("/p/<token>/everything")
+def withdraw_everything(token: str):
+    """Unsubscribe from every list in one step."""
+    contact = contact_from(token, withdrawing=True)
+    count = consent.withdraw_everything(contact, contact_via())
+    db.session.commit()
+    message = (
+        f"Done: you are off every list ({count} changed)." if count else "You were on no list."
+    )
+    return sections_or_page(token, contact, message)
+
+
+@bp.post("/p/<token>/business")
+def business_choice(token: str):
+    """Allow or decline business messages; personal lists are never touched."""
+    choice = request.form.get("business")
+    contact = contact_from(token, withdrawing=choice == "declined")
+    if choice == "declined":
+        consent.decline_business_contact(contact, contact_via())
+        message = "Done: no business messages. Personal messages from the sender are not affected."
+    elif choice == "allowed":
+        consent.allow_business_contact(contact, contact_via())
+        message = "Business messages are allowed again. Choose the lists you want below."
+    else:
+        abort(400, description="Choose whether business messages are allowed.")
+    db.session.commit()
+    return sections_or_page(token, contact, message)
+
+
+@bp.post("/p/<token>/lists/<slug>/dispute")
+def dispute(token: str, slug: str):
+    """ "I never agreed to this": withdraw now and flag it for the admins."""
+    contact = contact_from(token, withdrawing=True)
+    mailing_list = find_list(slug)
+    subscription = consent.find_subscription(contact, mailing_list)
+    if subscription is None:
+        abort(404, description="You are not on this list.")
+    consent.dispute(subscription, contact_via(), request.form.get("words", ""))
+    db.session.commit()
+    message = "Thank you. You are off this list and we have told the sender."
+    if not wants_fragment():
+        return back_to_page(token, message, f"list-{slug}")
+    row = build_row(contact, mailing_list, subscription)
+    row.message = message
+    return fragment("public/preferences/_list_row.html", row=row, token=token)
+
+
+@bp.post("/p/<token>/reset")
+@mail_sending_limit
+def reset_links(token: str):
+    """Make every earlier manage link stop working and email a fresh one."""
+    contact = contact_from(token)
+    links.reset(contact, contact_via())
+    db.session.commit()
+    text = (
+        "Done: the links you had no longer work. We emailed a new one to "
+        f"{wording.mask_email(contact.primary_email)}."
+    )
+    return render_template("public/message.html", title="Your links were reset", text=text)
+
+
+@bp.post("/p/<token>/receipts")
+def receipts(token: str):
+    """Turn emailed receipts of page changes on or off."""
+    contact = contact_from(token)
+    wanted = request.form.get("receipts")
+    if wanted not in ("on", "off"):
+        abort(400, description="Choose whether you want receipts.")
+    consent.set_receipts(contact, wanted == "on", contact_via())
+    db.session.commit()
+    message = (
+        "Saved: we will email you a receipt after changes."
+        if wanted == "on"
+        else "Saved: no more receipts."
+    )
+    return back_to_page(token, message, "your-history")
