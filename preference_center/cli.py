@@ -270,7 +270,10 @@ def import_contacts_command(
         raise click.ClickException(str(error)) from None
     except importers.ImportRefused as error:
         db.session.rollback()
-        raise click.ClickException(str(error)) from None
+        message = str(error)
+        if isinstance(error.refusal, consent.NetworkingSource):
+            message += " Use --basis none, then flask --app app send-invitations."
+        raise click.ClickException(message) from None
 
     if summary.format == importers.LINKEDIN:
         click.echo(

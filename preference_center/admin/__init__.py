@@ -99,4 +99,11 @@ def invalid(template: str, message: str, status: int = 422, **context):
     return render_template(template, error=message, **context), status
 
 
-from . import contacts, dashboard, disputes, imports, lists, log, session  # noqa: E402, F401
+def register_blueprint(app) -> None:
+    """Register the admin area: its views are added to ``bp`` by importing them.
+
+    The package's one upward import: each view module uses the helpers above.
+    """
+    from . import auth, contacts, dashboard, disputes, imports, lists, log, session  # noqa: F401
+
+    app.register_blueprint(bp)
