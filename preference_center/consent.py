@@ -221,7 +221,7 @@ def record(
         evidence=evidence,
         detail=detail,
     )
-    if via.channel == "preference_page":
+    if via.channel == Channel.PREFERENCE_PAGE:
         schedule_receipt(contact, event.occurred_at)
     return ledger.append(contact, event, mailing_list.slug if mailing_list else None)
 
@@ -329,7 +329,7 @@ def place(
     record(
         contact,
         via,
-        "invite" if state == INVITED else "subscribe",
+        Action.INVITE if state == INVITED else Action.SUBSCRIBE,
         mailing_list=mailing_list,
         from_state=from_state,
         to_state=state,
@@ -417,7 +417,7 @@ def confirm(subscription: Subscription, via: Via) -> bool:
         f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
     )
     if not implied:
-        return _transition(subscription, SUBSCRIBED, via, "confirm")
+        return _transition(subscription, SUBSCRIBED, via, Action.CONFIRM)
     record(
         subscription.contact,
         via,
@@ -434,7 +434,7 @@ def confirm(subscription: Subscription, via: Via) -> bool:
 
 def withdraw(subscription: Subscription, via: Via, *, detail: str | None = None) -> bool:
     """Stop a list for this contact. Withdrawal is always allowed and immediate."""
-    return _transition(subscription, UNSUBSCRIBED, via, "withdraw", detail)
+    return _transition(subscription, UNSUBSCRIBED, via, Action.WITHDRAW, detail)
 
 
 def withdraw_everything(contact: Contact, via: Via) -> int:
@@ -497,7 +497,11 @@ def decline_business_contact(contact: Contact, via: Via) -> int:
     )
     contact.business_contact = BUSINESS_DECLINED
     record(
-        contact, via, "decline_business", from_state=BUSINESS_ALLOWED, to_state=BUSINESS_DECLINED
+        contact,
+        via,
+        Action.DECLINE_BUSINESS,
+        from_state=BUSINESS_ALLOWED,
+        to_state=BUSINESS_DECLINED,
     )
     return withdrawn
 
@@ -521,5 +525,7 @@ def allow_business_contact(contact: Contact, via: Via) -> bool:
     if contact.business_contact == BUSINESS_ALLOWED:
         return False
     contact.business_contact = BUSINESS_ALLOWED
-    record(contact, via, "allow_business", from_state=BUSINESS_DECLINED, to_state=BUSINESS_ALLOWED)
+    record(
+        contact, via, Action.ALLOW_BUSINESS, from_state=BUSINESS_DECLINED, to_state=BUSINESS_ALLOWED
+    )
     return True

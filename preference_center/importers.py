@@ -28,6 +28,7 @@ from .models import (
     PERSONAL,
     SUBSCRIBED,
     Address,
+    Channel,
     Contact,
     MailingList,
     utcnow,
@@ -45,6 +46,8 @@ PREAMBLE_RECORDS = 20
 # Tried in order; latin-1 decodes any byte, so decoding never fails.
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 DELIMITERS = (",", ";", "\t")
+
+
 class ImportRefused(ValueError):
     """The whole file is refused (unknown list, wrong basis, unreadable CSV, …).
 
@@ -321,7 +324,7 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
     if summary.rejected and not options.skip_invalid:
         raise InvalidRows(summary)
 
-    via = Via(channel="import", actor=options.actor or options.added_by)
+    via = Via(channel=Channel.IMPORT, actor=options.actor or options.added_by)
     emails = [row.email for row in rows]
     erased = suppressed_addresses(emails)
     known = _known_addresses(emails)

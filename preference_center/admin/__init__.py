@@ -16,7 +16,7 @@ from htmx_flask import make_response
 from ..consent import Via
 from ..database import SAFE_METHODS
 from ..extensions import db, login_manager
-from ..models import AdminAction
+from ..models import AdminAction, Channel
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -58,7 +58,7 @@ def require_admin_session():
 def admin_via() -> Via:
     """The signed-in admin acting through the admin area, for consent events."""
     return Via(
-        channel="admin",
+        channel=Channel.ADMIN,
         actor=f"admin:{current_user.id}",
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,

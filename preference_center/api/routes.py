@@ -24,6 +24,7 @@ from ..extensions import csrf, db, limiter
 from ..models import (
     PERSONAL,
     Address,
+    Channel,
     Contact,
     IdempotencyKey,
     MailingList,
@@ -349,7 +350,7 @@ def write_contact(body: dict) -> tuple[int, dict]:
     elif name is not None and name != contact.name:
         contact.name = name
     via = Via(
-        channel="api",
+        channel=Channel.API,
         actor=g.caller.actor,
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,

@@ -28,6 +28,7 @@ from ..models import (
     PENDING,
     PERSONAL,
     SUBSCRIBED,
+    Channel,
     Contact,
     MailingList,
     Subscription,
@@ -70,7 +71,7 @@ class Row:
     message: str | None = None
 
 
-def contact_via(channel: str = "preference_page") -> Via:
+def contact_via(channel: str = Channel.PREFERENCE_PAGE) -> Via:
     """The contact acting through ``channel`` (this page by default), with the
     request's fingerprint."""
     return Via(
