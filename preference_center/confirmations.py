@@ -12,16 +12,10 @@ from .models import OutboxMessage, Subscription
 
 def queue_confirmation(subscription: Subscription) -> OutboxMessage:
     """Ask the contact to confirm a pending subscription, at the address it would go to."""
-    contact, mailing_list = subscription.contact, subscription.mailing_list
-    token = tokens.sign(tokens.CONFIRM, contact, l=mailing_list.slug)
-    return mailer.queue(
+    token = tokens.sign(tokens.CONFIRM, subscription.contact, l=subscription.mailing_list.slug)
+    return mailer.queue_for(
+        subscription,
         "confirmation",
-        contact.deliver_to(mailing_list, subscription),
-        f"Please confirm: {mailing_list.name}",
-        "confirmation",
-        contact=contact,
-        mailing_list=mailing_list,
-        headers=mailer.list_headers(contact, mailing_list),
-        mailing_list_=mailing_list,
+        f"Please confirm: {subscription.mailing_list.name}",
         confirm_url=tokens.public_url("confirmation.confirm_page", token=token),
     )

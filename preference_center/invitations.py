@@ -26,17 +26,11 @@ def may_invite(subscription: Subscription) -> bool:
 
 def queue_invitation(subscription: Subscription) -> OutboxMessage:
     """The one polite question an invited contact ever gets for a list."""
-    contact, mailing_list = subscription.contact, subscription.mailing_list
     subscription.invited_at = utcnow()
-    return mailer.queue(
+    return mailer.queue_for(
+        subscription,
         "invitation",
-        contact.deliver_to(mailing_list, subscription),
-        f"May {current_app.config['SENDER_NAME']} send you {mailing_list.name}?",
-        "invitation",
-        contact=contact,
-        mailing_list=mailing_list,
-        headers=mailer.list_headers(contact, mailing_list),
-        mailing_list_=mailing_list,
+        f"May {current_app.config['SENDER_NAME']} send you {subscription.mailing_list.name}?",
         subscription=subscription,
     )
 

@@ -23,7 +23,7 @@ from flask import current_app, render_template
 
 from . import tokens
 from .extensions import db
-from .models import Contact, MailingList, OutboxMessage, utcnow
+from .models import Contact, MailingList, OutboxMessage, Subscription, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,27 @@ def list_headers(contact: Contact, mailing_list: MailingList) -> dict[str, str]:
         "List-Unsubscribe": f"<{tokens.unsubscribe_url(contact, mailing_list.slug)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
+
+
+def queue_for(
+    subscription: Subscription, kind: str, subject: str, /, **context: object
+) -> OutboxMessage:
+    """Queue mail about one subscription: to where its list goes, with the list's headers.
+
+    ``email/<kind>.txt`` and ``.html`` get the list as ``mailing_list_``.
+    """
+    contact, mailing_list = subscription.contact, subscription.mailing_list
+    return queue(
+        kind,
+        contact.deliver_to(mailing_list, subscription),
+        subject,
+        kind,
+        contact=contact,
+        mailing_list=mailing_list,
+        headers=list_headers(contact, mailing_list),
+        mailing_list_=mailing_list,
+        **context,
+    )
 
 
 def build_message(outbox: OutboxMessage) -> EmailMessage:

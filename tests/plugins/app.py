@@ -35,16 +35,21 @@ class IsolatedClient(FlaskClient):
             db.session.commit()
 
 
-@pytest.fixture
-def app(database_url, tmp_path, monkeypatch, smtp_server):
-    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
-    sink, _ = smtp_server
-    app = create_app(settings(database_url, tmp_path, MAIL_PORT=sink.port))
+def pushed(app):
+    """The app with its context pushed for the test, and its connections closed after."""
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, tmp_path, monkeypatch, smtp_server):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+    sink, _ = smtp_server
+    app = create_app(settings(database_url, tmp_path, MAIL_PORT=sink.port))
+    yield from pushed(app)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +66,7 @@ def module_app(database, tmp_path_factory, smtp_server):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INSTANCE_PATH", str(directory / "instance"))
         app = create_app(settings(url, directory, MAIL_PORT=sink.port))
-    app.test_client_class = IsolatedClient
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+    yield from pushed(app)
 
 
 @pytest.fixture
