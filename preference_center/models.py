@@ -32,7 +32,6 @@ STATES = (INVITED, PENDING, SUBSCRIBED, UNSUBSCRIBED, EXPIRED)
 NO_SUBSCRIPTION = "none"
 
 
-
 class Basis(StrEnum):
     """Legal bases, as the CLI and the API spell them (members compare equal to the text)."""
 
