@@ -39,15 +39,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         database.configure_sqlite(db.engine)
 
-    # auth registers the Flask-Login user loader when imported.
     from . import admin, api, cli, health, public
-    from .admin import auth  # noqa: F401
 
     public.register_blueprints(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(admin.bp)
+    # With its views, and admin.auth's Flask-Login user loader.
+    admin.register_blueprint(app)
     security.init_app(app)
     errors.init_app(app)
     return app

@@ -16,6 +16,7 @@ from . import mailer, tokens, wording
 from .consent import ConsentError, Via, lock_contact, record
 from .extensions import db
 from .models import BUSINESS, PERSONAL, Address, Contact, Subscription, normalise_email, utcnow
+from .validation import InvalidAddress, email_address
 
 
 def address_fingerprint(email: str) -> str:
@@ -25,9 +26,10 @@ def address_fingerprint(email: str) -> str:
 
 def add_business_address(contact: Contact, email: str, via: Via) -> Address:
     """Add (or replace) the contact's business address; the owner is asked to approve."""
-    email = normalise_email(email)
-    if "@" not in email or len(email) > 320 or " " in email:
-        raise ConsentError("Please enter a valid email address.")
+    try:
+        email = email_address(email)
+    except InvalidAddress as error:
+        raise ConsentError(f"Please enter a valid email address. {error}") from None
     contact = lock_contact(contact)
     if email == contact.primary_email:
         raise ConsentError("That is already the address we write to.")
@@ -60,7 +62,7 @@ def queue_owner_approval(contact: Contact, address: Address) -> None:
         "approve_address",
         contact=contact,
         masked=wording.mask_email(address.email),
-        approve_url=f"{current_app.config['PUBLIC_BASE_URL']}/verify-address/{token}",
+        approve_url=tokens.public_url("business_address.verify_page", token=token),
     )
 
 
@@ -79,7 +81,7 @@ def approve_business_address(contact: Contact, fingerprint: str, via: Via) -> bo
         "verify_address",
         # No manage link in this mail: the address is not verified yet, and
         # whoever reads it must not get control of the contact's preferences.
-        verify_url=f"{current_app.config['PUBLIC_BASE_URL']}/verify-address/{token}",
+        verify_url=tokens.public_url("business_address.verify_page", token=token),
     )
     return True
 

@@ -41,13 +41,25 @@ def contact_for(email: str):
 
 @bp.cli.command("demo")
 def demo_command():
-    """Load the demo data set (idempotent) and print its manage links."""
+    """Load the demo data set (idempotent), print its manage links and a demo admin login.
+
+    The demo admin gets a new random password on every run (it is never
+    stored in the clear, so an old one cannot be shown); a database with
+    other admins gets no demo admin.
+    """
     contacts = demo.load()
+    admin, password = demo.ensure_admin()
     db.session.commit()
     click.echo("Demo contacts and their manage-preferences links:")
     for contact in contacts:
         click.echo(f"  {contact.name:<14} {contact.primary_email}")
         click.echo(f"    {tokens.manage_url(contact)}")
+    if admin is None:
+        click.echo("Admin area: other admins exist, so no demo admin was made; sign in with yours.")
+    else:
+        click.echo("Demo admin (a new password each run; the consent-log export is in the admin):")
+        click.echo(f"  {tokens.public_url('admin.login')}")
+        click.echo(f"  email {admin.email}  password {password}")
 
 
 @bp.cli.command("link")
@@ -270,7 +282,10 @@ def import_contacts_command(
         raise click.ClickException(str(error)) from None
     except importers.ImportRefused as error:
         db.session.rollback()
-        raise click.ClickException(str(error)) from None
+        message = str(error)
+        if isinstance(error.refusal, consent.NetworkingSource):
+            message += " Use --basis none, then flask --app app send-invitations."
+        raise click.ClickException(message) from None
 
     if summary.format == importers.LINKEDIN:
         click.echo(

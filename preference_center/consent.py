@@ -8,13 +8,14 @@ A verb that would not change anything writes nothing and returns ``False``.
 from __future__ import annotations
 
 import calendar
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 
-from . import ledger, mailer, suppression
+from . import confirmations, ledger, suppression
 from .extensions import db
 from .models import (
     BASES,
@@ -28,6 +29,9 @@ from .models import (
     PERSONAL,
     SUBSCRIBED,
     UNSUBSCRIBED,
+    Action,
+    Basis,
+    Channel,
     ConsentEvent,
     Contact,
     MailingList,
@@ -35,12 +39,38 @@ from .models import (
     utcnow,
 )
 
-IMPLIED_MONTHS = {"implied_purchase": 24, "implied_inquiry": 6}
-SENDABLE = frozenset({SUBSCRIBED})
+IMPLIED_MONTHS = {Basis.IMPLIED_PURCHASE: 24, Basis.IMPLIED_INQUIRY: 6}
+# A source that names a network or its connections: a connection is not consent.
+NETWORKING = re.compile(
+    r"\b(?:network\w*|linked\s?in|xing|facebook|instagram|twitter|mastodon|viadeo|"
+    r"connections?)\b",
+    re.IGNORECASE,
+)
+EVIDENCE_RULE = (
+    "To subscribe someone on their behalf, give a legal basis with evidence (what they "
+    "agreed to, when and where). Without both, invite them instead."
+)
 
 
 class ConsentError(ValueError):
-    """A change the rules refuse; the message is shown to whoever asked."""
+    """A change the rules refuse; the message is shown to whoever asked.
+
+    ``code`` is the stable name a door may show (the API's error code).
+    """
+
+    code = "provenance"
+
+
+class NetworkingSource(ConsentError):
+    """Someone from a network or its connections, on a basis other than ``none``."""
+
+    code = "networking_source"
+
+
+class BusinessDeclined(ConsentError):
+    """A business list for a contact who said no to business mail."""
+
+    code = "business_declined"
 
 
 @dataclass(frozen=True)
@@ -54,7 +84,21 @@ class Via:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-SYSTEM = Via(channel="system", actor="system")
+def system_via() -> Via:
+    """The app itself acting (expiry, feedback): a fresh request id each time."""
+    return Via(channel=Channel.SYSTEM, actor="system")
+
+
+def is_networking_source(source: str) -> bool:
+    """Whether ``source`` names a network or its connections (LinkedIn, Xing, …)."""
+    return NETWORKING.search(source) is not None
+
+
+def declines_business_mail(contact: Contact, mailing_list: MailingList | None = None) -> bool:
+    """Whether the contact said no to business mail (and, given a list, it is business mail)."""
+    if mailing_list is not None and mailing_list.audience != BUSINESS:
+        return False
+    return contact.business_contact == BUSINESS_DECLINED
 
 
 @dataclass(frozen=True)
@@ -70,20 +114,39 @@ class Provenance:
     added_at: datetime | None = None
 
     def checked(self, mailing_list: MailingList, state: str) -> Provenance:
-        """Return self if the rules allow it for this list and state, else raise."""
-        missing = [n for n in ("source", "added_by", "basis") if not getattr(self, n).strip()]
+        """Return self if the rules allow it for this list and state, else raise.
+
+        The rules, in the order they are asked: source and added_by are given;
+        the basis is a known one; a networking source only invites (basis
+        ``none``); ``none`` never subscribes; a personal relationship is no basis
+        for business mail; implied consent names its date; and subscribing
+        someone on their behalf takes a basis with evidence.
+        """
+        # A subscription without a basis is answered by the evidence rule below.
+        required = ("source", "added_by") + (() if state == SUBSCRIBED else ("basis",))
+        missing = [n for n in required if not getattr(self, n).strip()]
         if missing:
             raise ConsentError(f"Provenance is required: {', '.join(missing)} missing.")
-        if self.basis not in BASES:
+        if self.basis and self.basis not in BASES:
             raise ConsentError(f"Unknown basis {self.basis!r}; use one of {', '.join(BASES)}.")
-        if self.basis == "none" and state != INVITED:
-            raise ConsentError("Basis 'none' can only invite: it never subscribes anyone.")
-        if self.basis == "personal" and mailing_list.audience != PERSONAL:
+        if is_networking_source(self.source) and self.basis != Basis.NONE:
+            raise NetworkingSource(
+                f"People from a networking source ({self.source!r}) can only be invited, "
+                "on basis 'none'. A connection is not consent: each gets at most one "
+                "invitation, and nothing else unless they say yes."
+            )
+        if self.basis == Basis.NONE and state != INVITED:
+            raise ConsentError(
+                f"Basis 'none' can only invite: it never subscribes anyone. {EVIDENCE_RULE}"
+            )
+        if self.basis == Basis.PERSONAL and mailing_list.audience != PERSONAL:
             raise ConsentError(
                 f"A personal relationship is no basis for the business list {mailing_list.slug!r}."
             )
         if self.basis in IMPLIED_MONTHS and self.basis_date is None:
             raise ConsentError(f"Basis {self.basis!r} needs the purchase or inquiry date.")
+        if state == SUBSCRIBED and not (self.basis and self.evidence.strip()):
+            raise ConsentError(EVIDENCE_RULE)
         return self
 
 
@@ -158,7 +221,7 @@ def record(
         evidence=evidence,
         detail=detail,
     )
-    if via.channel == "preference_page":
+    if via.channel == Channel.PREFERENCE_PAGE:
         schedule_receipt(contact, event.occurred_at)
     return ledger.append(contact, event, mailing_list.slug if mailing_list else None)
 
@@ -236,11 +299,9 @@ def place(
         suppression.suppressed_address(address.email) for address in contact.addresses
     ):
         return subscription, "suppressed"
-    if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
+    if declines_business_mail(contact, mailing_list):
         # Declining withdrew every business list; only the contact can undo that.
-        if subscription is not None:
-            return subscription, "suppressed"
-        raise ConsentError(
+        raise BusinessDeclined(
             "This contact declined business messages: only they can choose a business list."
         )
     if subscription is not None:
@@ -268,7 +329,7 @@ def place(
     record(
         contact,
         via,
-        "invite" if state == INVITED else "subscribe",
+        Action.INVITE if state == INVITED else Action.SUBSCRIBE,
         mailing_list=mailing_list,
         from_state=from_state,
         to_state=state,
@@ -296,15 +357,15 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
     """
     if mailing_list.archived_at is not None:
         raise ConsentError("This list is no longer offered.")
-    if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
-        raise ConsentError(
+    if declines_business_mail(contact, mailing_list):
+        raise BusinessDeclined(
             "You said no to business messages. Allow business messages first, then choose lists."
         )
     lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
     current = effective_state(subscription) if subscription else NO_SUBSCRIPTION
     if current == SUBSCRIBED and subscription.basis in IMPLIED_MONTHS:
-        mailer.queue_confirmation(subscription)
+        confirmations.queue_confirmation(subscription)
         return RECONFIRMING
     if current in (SUBSCRIBED, PENDING):
         return UNCHANGED
@@ -334,7 +395,7 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
         source=subscription.source,
         evidence=evidence,
     )
-    mailer.queue_confirmation(subscription)
+    confirmations.queue_confirmation(subscription)
     return OPTED_IN
 
 
@@ -356,7 +417,7 @@ def confirm(subscription: Subscription, via: Via) -> bool:
         f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
     )
     if not implied:
-        return _transition(subscription, SUBSCRIBED, via, "confirm")
+        return _transition(subscription, SUBSCRIBED, via, Action.CONFIRM)
     record(
         subscription.contact,
         via,
@@ -373,7 +434,7 @@ def confirm(subscription: Subscription, via: Via) -> bool:
 
 def withdraw(subscription: Subscription, via: Via, *, detail: str | None = None) -> bool:
     """Stop a list for this contact. Withdrawal is always allowed and immediate."""
-    return _transition(subscription, UNSUBSCRIBED, via, "withdraw", detail)
+    return _transition(subscription, UNSUBSCRIBED, via, Action.WITHDRAW, detail)
 
 
 def withdraw_everything(contact: Contact, via: Via) -> int:
@@ -418,8 +479,8 @@ def expire_due(now: datetime | None = None) -> int:
             Subscription.expires_at <= now,
         )
     ).scalars()
-    via = Via(channel="system", actor="system")
-    return sum(_transition(s, EXPIRED, via, "expire") for s in list(due))
+    via = system_via()
+    return sum(_transition(s, EXPIRED, via, Action.EXPIRE) for s in list(due))
 
 
 def decline_business_contact(contact: Contact, via: Via) -> int:
@@ -429,14 +490,18 @@ def decline_business_contact(contact: Contact, via: Via) -> int:
     the request id of ``via``. Returns the number of lists withdrawn.
     """
     contact = lock_contact(contact)
-    if contact.business_contact == BUSINESS_DECLINED:
+    if declines_business_mail(contact):
         return 0
     withdrawn = sum(
         withdraw(s, via) for s in list(contact.subscriptions) if s.mailing_list.audience == BUSINESS
     )
     contact.business_contact = BUSINESS_DECLINED
     record(
-        contact, via, "decline_business", from_state=BUSINESS_ALLOWED, to_state=BUSINESS_DECLINED
+        contact,
+        via,
+        Action.DECLINE_BUSINESS,
+        from_state=BUSINESS_ALLOWED,
+        to_state=BUSINESS_DECLINED,
     )
     return withdrawn
 
@@ -460,5 +525,7 @@ def allow_business_contact(contact: Contact, via: Via) -> bool:
     if contact.business_contact == BUSINESS_ALLOWED:
         return False
     contact.business_contact = BUSINESS_ALLOWED
-    record(contact, via, "allow_business", from_state=BUSINESS_DECLINED, to_state=BUSINESS_ALLOWED)
+    record(
+        contact, via, Action.ALLOW_BUSINESS, from_state=BUSINESS_DECLINED, to_state=BUSINESS_ALLOWED
+    )
     return True

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from datetime import date, datetime
 
+from werkzeug.security import generate_password_hash
+
 from . import consent
+from .admin import auth
 from .consent import Provenance, Via
 from .extensions import db
-from .models import Address, Contact, ListNotice, MailingList, normalise_email
+from .models import (
+    Address,
+    AdminAction,
+    AdminUser,
+    Contact,
+    ListNotice,
+    MailingList,
+    normalise_email,
+)
+
+DEMO_ADMIN = "demo-admin@example.com"
 
 LISTS = [
     {
@@ -151,3 +166,38 @@ def load() -> list[Contact]:
         DEMO_VIA,
     )
     return [sam, alex, jordan, morgan]
+
+
+def ensure_admin() -> tuple[AdminUser | None, str | None]:
+    """The demo admin with a fresh random password, or (None, None) beside real admins.
+
+    Only a database whose sole admin is the demo one (or that has none) gets
+    it, so loading the demo next to real accounts never adds a known login.
+    The password is never stored in the clear, so each run sets a new one and
+    returns it to be printed once; the change is in the admin record.
+    """
+    others = db.session.execute(
+        db.select(db.func.count()).select_from(AdminUser).where(AdminUser.email != DEMO_ADMIN)
+    ).scalar_one()
+    if others:
+        return None, None
+    password = secrets.token_urlsafe(15)
+    admin = db.session.execute(
+        db.select(AdminUser).filter_by(email=DEMO_ADMIN)
+    ).scalar_one_or_none()
+    if admin is None:
+        admin = auth.create_admin(DEMO_ADMIN, password, "admin")
+        action = "create_admin"
+    else:
+        admin.password_hash = generate_password_hash(password, auth.PASSWORD_METHOD)
+        admin.disabled_at = None
+        action = "reset_demo_admin_password"
+    db.session.add(
+        AdminAction(
+            admin_id=admin.id,
+            actor="demo loader",
+            action=action,
+            detail=json.dumps({"email": admin.email, "role": admin.role}),
+        )
+    )
+    return admin, password

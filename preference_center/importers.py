@@ -5,7 +5,9 @@ refuses the whole file; with ``skip_invalid`` the valid rows are imported and
 the rejected ones are returned with their reasons. Either way the writes are
 one transaction, made by the caller's commit (a dry run rolls back itself).
 
-A LinkedIn export only ever invites: a connection is not consent.
+A LinkedIn export, like any source that names a network, only ever invites:
+a connection is not consent. That rule, like every consent rule, is
+``consent.Provenance.checked``'s; this module reads files and reports rows.
 """
 
 from __future__ import annotations
@@ -13,25 +15,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO
 
-from . import consent, wording
+from . import consent, validation, wording
 from .consent import ConsentError, Provenance, Via
 from .extensions import db
 from .models import (
-    BUSINESS,
-    BUSINESS_DECLINED,
     INVITED,
     PERSONAL,
     SUBSCRIBED,
     Address,
+    Channel,
     Contact,
     MailingList,
-    normalise_email,
     utcnow,
 )
 from .suppression import CHUNK, suppressed_addresses
@@ -47,19 +46,17 @@ PREAMBLE_RECORDS = 20
 # Tried in order; latin-1 decodes any byte, so decoding never fails.
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 DELIMITERS = (",", ";", "\t")
-LINKEDIN_REFUSAL = (
-    "This is a LinkedIn connections export. A connection is not consent, so these "
-    "people can only be invited: use --basis none. Each gets at most one invitation "
-    "(flask --app app send-invitations) and nothing else unless they say yes."
-)
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_EMAIL = re.compile(
-    rf"[a-z0-9!#$%&'*+/=?^_`{{|}}~.-]{{1,64}}@(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?"
-)
 
 
 class ImportRefused(ValueError):
-    """The whole file is refused (unknown list, wrong basis, unreadable CSV, …)."""
+    """The whole file is refused (unknown list, wrong basis, unreadable CSV, …).
+
+    ``refusal`` is the consent rule's own refusal, when that is the reason.
+    """
+
+    def __init__(self, message: str, refusal: ConsentError | None = None):
+        super().__init__(message)
+        self.refusal = refusal
 
 
 class InvalidRows(ImportRefused):
@@ -201,19 +198,6 @@ def detect(text: str) -> tuple[str, str, int, list[str]]:
     )
 
 
-def valid_email(email: str) -> bool:
-    """A plain ASCII address with a dotted domain (the SMTP path we can deliver to)."""
-    local = email.rsplit("@", 1)[0]
-    return (
-        email.isascii()
-        and len(email) <= 254
-        and _EMAIL.fullmatch(email) is not None
-        and not local.startswith(".")
-        and not local.endswith(".")
-        and ".." not in local
-    )
-
-
 def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
     """The purchase or inquiry date of an implied basis, or why it is unusable."""
     if basis not in consent.IMPLIED_MONTHS:
@@ -285,12 +269,15 @@ def read_rows(
             basis_date, date_problem = parse_basis_date(
                 _cell(values, columns, "basis_date"), options.basis
             )
-        email = normalise_email(raw_email)
         problems = []
-        if not email:
+        email = ""
+        if not raw_email.strip():
             problems.append("no email address")
-        elif not valid_email(email):
-            problems.append(f"{raw_email.strip()!r} is not an email address")
+        else:
+            try:
+                email = validation.email_address(raw_email)
+            except validation.InvalidAddress:
+                problems.append(f"{raw_email.strip()!r} is not an email address")
         if date_problem:
             problems.append(date_problem)
         if problems:
@@ -330,16 +317,14 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
         else:
             seen.add(row.email)
             rows.append(row)
-    linkedin = summary.format == LINKEDIN
-    if linkedin and options.basis != "none":
-        raise ImportRefused(LINKEDIN_REFUSAL)
+    # A LinkedIn export is a networking source whatever the importer calls it.
+    source = wording.NETWORKING_SOURCE if summary.format == LINKEDIN else options.source
     state = INVITED if options.basis == "none" else SUBSCRIBED
-    source = wording.NETWORKING_SOURCE if linkedin else options.source
-    _check_provenance(mailing_list, state, source, options)
+    _check_provenance(mailing_list, state, source, options, summary.format)
     if summary.rejected and not options.skip_invalid:
         raise InvalidRows(summary)
 
-    via = Via(channel="import", actor=options.actor or options.added_by)
+    via = Via(channel=Channel.IMPORT, actor=options.actor or options.added_by)
     emails = [row.email for row in rows]
     erased = suppressed_addresses(emails)
     known = _known_addresses(emails)
@@ -365,17 +350,20 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
 
 
 def _check_provenance(
-    mailing_list: MailingList, state: str, source: str, options: ImportOptions
+    mailing_list: MailingList, state: str, source: str, options: ImportOptions, kind: str
 ) -> None:
     """The consent rules for the whole file, before any row is written."""
-    # A stand-in date lets the rules check everything but the rows' own dates.
+    # Stand-ins let the rules check everything but the rows' own dates and evidence
+    # (every row has evidence: its own, or its line of the file).
     stand_in = utcnow().date() if options.basis in consent.IMPLIED_MONTHS else None
+    provenance = Provenance(
+        source, options.added_by, options.basis, f"the rows of {options.filename}", stand_in
+    )
     try:
-        Provenance(source, options.added_by, options.basis, basis_date=stand_in).checked(
-            mailing_list, state
-        )
+        provenance.checked(mailing_list, state)
     except ConsentError as error:
-        raise ImportRefused(str(error)) from None
+        what = "This is a LinkedIn connections export. " if kind == LINKEDIN else ""
+        raise ImportRefused(f"{what}{error}", error) from None
 
 
 def _known_addresses(emails: list[str]) -> dict[str, Address]:
@@ -403,14 +391,15 @@ def _import_row(
         contact = address.contact
         if contact.erased_at is not None:
             return "suppressed"
-        if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
-            return "suppressed"
     else:
         contact = Contact(name=row.name)
         contact.addresses.append(Address(email=row.email, kind=PERSONAL))
         db.session.add(contact)
         db.session.flush()
-    _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
+    try:
+        _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
+    except consent.BusinessDeclined:
+        return "suppressed"  # only the contact can choose a business list again
     return outcome
 
 

@@ -6,24 +6,33 @@ effect of an import, and never repeated: ``invited_at`` records that it went.
 
 from __future__ import annotations
 
+from flask import current_app
+
 from . import mailer
+from .consent import declines_business_mail
 from .extensions import db
-from .models import BUSINESS, BUSINESS_DECLINED, INVITED, MailingList, Subscription
+from .models import INVITED, MailingList, OutboxMessage, Subscription, utcnow
 from .suppression import suppressed_address
 
 
 def may_invite(subscription: Subscription) -> bool:
     """Not for erased contacts, erased addresses, or someone who declined business mail."""
-    contact = subscription.contact
-    if contact.erased_at is not None:
+    contact, mailing_list = subscription.contact, subscription.mailing_list
+    if contact.erased_at is not None or declines_business_mail(contact, mailing_list):
         return False
-    if (
-        subscription.mailing_list.audience == BUSINESS
-        and contact.business_contact == BUSINESS_DECLINED
-    ):
-        return False
-    address = mailer.delivery_address(subscription)
+    address = contact.deliver_to(mailing_list, subscription)
     return address is not None and not suppressed_address(address)
+
+
+def queue_invitation(subscription: Subscription) -> OutboxMessage:
+    """The one polite question an invited contact ever gets for a list."""
+    subscription.invited_at = utcnow()
+    return mailer.queue_for(
+        subscription,
+        "invitation",
+        f"May {current_app.config['SENDER_NAME']} send you {subscription.mailing_list.name}?",
+        subscription=subscription,
+    )
 
 
 def send_invitations(mailing_list: MailingList) -> int:
@@ -45,6 +54,6 @@ def send_invitations(mailing_list: MailingList) -> int:
     queued = 0
     for subscription in list(due):
         if may_invite(subscription):
-            mailer.queue_invitation(subscription)
+            queue_invitation(subscription)
             queued += 1
     return queued

@@ -18,15 +18,12 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
-from typing import TYPE_CHECKING
 
 from flask import current_app, render_template
 
+from . import tokens
 from .extensions import db
-from .models import Contact, MailingList, OutboxMessage, utcnow
-
-if TYPE_CHECKING:
-    from .models import Subscription
+from .models import Contact, MailingList, OutboxMessage, Subscription, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +47,6 @@ def queue(
     **context: object,
 ) -> OutboxMessage:
     """Render ``email/<template>.txt`` and ``.html`` and add them to the outbox."""
-    from . import tokens
-
     if contact is not None:
         context.setdefault("manage_url", tokens.manage_url(contact))
     context.setdefault("organisation", current_app.config["ORGANISATION_NAME"])
@@ -72,8 +67,6 @@ def queue(
 
 def list_headers(contact: Contact, mailing_list: MailingList) -> dict[str, str]:
     """RFC 2369 / RFC 8058 headers for mail about ``mailing_list``."""
-    from . import tokens
-
     domain = current_app.config["PUBLIC_BASE_URL"].split("//", 1)[-1].split("/")[0]
     return {
         "List-Id": f"{mailing_list.name} <{mailing_list.slug}.{domain.split(':')[0]}>",
@@ -82,46 +75,24 @@ def list_headers(contact: Contact, mailing_list: MailingList) -> dict[str, str]:
     }
 
 
-def delivery_address(subscription: Subscription) -> str:
-    """Where mail for this subscription goes (business routing included)."""
-    from .may_send import deliver_to
+def queue_for(
+    subscription: Subscription, kind: str, subject: str, /, **context: object
+) -> OutboxMessage:
+    """Queue mail about one subscription: to where its list goes, with the list's headers.
 
-    return deliver_to(subscription.contact, subscription.mailing_list, subscription)
-
-
-def queue_confirmation(subscription: Subscription) -> OutboxMessage:
-    """Ask the contact to confirm a pending subscription (double opt-in)."""
-    from . import tokens
-
+    ``email/<kind>.txt`` and ``.html`` get the list as ``mailing_list_``.
+    """
     contact, mailing_list = subscription.contact, subscription.mailing_list
-    token = tokens.sign(tokens.CONFIRM, contact, l=mailing_list.slug)
     return queue(
-        "confirmation",
-        delivery_address(subscription),
-        f"Please confirm: {mailing_list.name}",
-        "confirmation",
+        kind,
+        contact.deliver_to(mailing_list, subscription),
+        subject,
+        kind,
         contact=contact,
         mailing_list=mailing_list,
         headers=list_headers(contact, mailing_list),
         mailing_list_=mailing_list,
-        confirm_url=f"{current_app.config['PUBLIC_BASE_URL']}/confirm/{token}",
-    )
-
-
-def queue_invitation(subscription: Subscription) -> OutboxMessage:
-    """The one polite question an invited contact ever gets for a list."""
-    contact, mailing_list = subscription.contact, subscription.mailing_list
-    subscription.invited_at = utcnow()
-    return queue(
-        "invitation",
-        delivery_address(subscription),
-        f"May {current_app.config['SENDER_NAME']} send you {mailing_list.name}?",
-        "invitation",
-        contact=contact,
-        mailing_list=mailing_list,
-        headers=list_headers(contact, mailing_list),
-        mailing_list_=mailing_list,
-        subscription=subscription,
+        **context,
     )
 
 

@@ -7,12 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import false
 
-from .consent import effective_state
+from .consent import declines_business_mail, effective_state
 from .extensions import db
 from .ledger import format_time
 from .models import (
-    BUSINESS,
-    BUSINESS_DECLINED,
     EXPIRED,
     INVITED,
     PENDING,
@@ -47,23 +45,6 @@ class Answer:
         return asdict(self)
 
 
-def deliver_to(
-    contact: Contact, mailing_list: MailingList, subscription: Subscription | None
-) -> str | None:
-    """The address this list goes to for this contact.
-
-    Business lists go to a verified business address when the contact routed
-    them there; personal lists only when the contact chose so for that list.
-    """
-    business = contact.business_address
-    if business is not None and business.verified_at is not None:
-        if mailing_list.audience == BUSINESS and contact.business_mail_to_business_address:
-            return business.email
-        if subscription is not None and subscription.deliver_to_business:
-            return business.email
-    return contact.primary_email
-
-
 def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     """Decide whether ``list_slug`` may be sent to ``email`` now, and why."""
     now = now or utcnow()
@@ -89,7 +70,7 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     mailing_list, subscription = pair
     if address is None or contact.erased_at is not None:
         return Answer(False, "unknown", None, "This address is not a known contact.", None, None)
-    target = deliver_to(contact, mailing_list, subscription)
+    target = contact.deliver_to(mailing_list, subscription)
     if subscription is None:
         reason = "The contact is not on this list."
         return Answer(False, "not_subscribed", None, reason, target, None)
@@ -98,7 +79,7 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     basis = subscription.basis
     if state != SUBSCRIBED:
         return Answer(False, state, basis, _NOT_SENDABLE_REASON[state], target, expires)
-    if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
+    if declines_business_mail(contact, mailing_list):
         reason = "The contact declined all business messages."
         return Answer(False, "business_declined", basis, reason, target, expires)
     if target != address.email:

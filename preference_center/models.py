@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -30,8 +31,56 @@ STATES = (INVITED, PENDING, SUBSCRIBED, UNSUBSCRIBED, EXPIRED)
 # The from-state of an event that creates a subscription.
 NO_SUBSCRIPTION = "none"
 
-# Legal bases, as the CLI and the API spell them.
-BASES = ("express", "double_opt_in", "implied_purchase", "implied_inquiry", "personal", "none")
+
+class Basis(StrEnum):
+    """Legal bases, as the CLI and the API spell them (members compare equal to the text)."""
+
+    EXPRESS = "express"
+    DOUBLE_OPT_IN = "double_opt_in"
+    IMPLIED_PURCHASE = "implied_purchase"
+    IMPLIED_INQUIRY = "implied_inquiry"
+    PERSONAL = "personal"
+    NONE = "none"
+
+
+BASES = tuple(basis.value for basis in Basis)
+
+
+class Channel(StrEnum):
+    """How a change arrived, as the consent log spells it."""
+
+    PREFERENCE_PAGE = "preference_page"
+    ONE_CLICK = "one_click"
+    EMAIL_CONFIRMATION = "email_confirmation"
+    API = "api"
+    ADMIN = "admin"
+    IMPORT = "import"
+    SYSTEM = "system"
+
+
+class Action(StrEnum):
+    """What a consent event records, as the consent log spells it."""
+
+    INVITE = "invite"
+    SUBSCRIBE = "subscribe"
+    OPT_IN = "opt_in"
+    CONFIRM = "confirm"
+    AFFIRM = "affirm"
+    WITHDRAW = "withdraw"
+    DISPUTE = "dispute"
+    EXPIRE = "expire"
+    DECLINE_BUSINESS = "decline_business"
+    ALLOW_BUSINESS = "allow_business"
+    RECEIPTS_ON = "receipts_on"
+    RECEIPTS_OFF = "receipts_off"
+    LINKS_RESET = "links_reset"
+    BUSINESS_ADDRESS_ADDED = "business_address_added"
+    BUSINESS_ADDRESS_APPROVED = "business_address_approved"
+    BUSINESS_ADDRESS_VERIFIED = "business_address_verified"
+    BUSINESS_ADDRESS_REMOVED = "business_address_removed"
+    ROUTE_BUSINESS_MAIL = "route_business_mail"
+    ROUTE_LIST = "route_list"
+
 
 PERSONAL = "personal"
 BUSINESS = "business"
@@ -94,6 +143,24 @@ class Contact(db.Model):
     def primary_email(self) -> str | None:
         address = self.personal_address or (self.addresses[0] if self.addresses else None)
         return address.email if address else None
+
+    def deliver_to(
+        self, mailing_list: MailingList, subscription: Subscription | None = None
+    ) -> str | None:
+        """The address ``mailing_list`` goes to for this contact.
+
+        Routing is the contact's own data, so it is read here, below every module
+        that sends: business lists go to a verified business address when the
+        contact routed them there; personal lists only when the contact chose so
+        for that list (``addresses.py`` makes those choices).
+        """
+        business = self.business_address
+        if business is not None and business.verified_at is not None:
+            if mailing_list.audience == BUSINESS and self.business_mail_to_business_address:
+                return business.email
+            if subscription is not None and subscription.deliver_to_business:
+                return business.email
+        return self.primary_email
 
 
 class Address(db.Model):

@@ -6,6 +6,7 @@ import logging
 import re
 
 from flask import Flask, abort, current_app, request
+from werkzeug.routing import Map
 
 from .tokens import InvalidLink
 
@@ -13,22 +14,42 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# Paths whose last segment is a bearer token (manage, one-click, confirm links).
-TOKEN_PATH = re.compile(r"(/(?:p|u|confirm|verify-address|download|erase)/)[^/\s?\"]+")
+# A variable named ``token`` in a rule, with or without a converter.
+_TOKEN_VARIABLE = re.compile(r"<(?:\w+(?:\([^)]*\))?:)?token>")
+_NOTHING = re.compile(r"(?!)")
 
 
-def redact(text: str) -> str:
-    """Replace every link token in ``text`` with a placeholder."""
-    return TOKEN_PATH.sub(r"\1[token]", text)
+def token_path_pattern(url_map: Map) -> re.Pattern[str]:
+    """A pattern for the token in every path whose route carries ``<token>``.
+
+    Built from the URL map, so a new token route is redacted without anyone
+    remembering to add it here. The first group is the path up to the token.
+    """
+    prefixes = set()
+    for rule in url_map.iter_rules():
+        if "token" in rule.arguments:
+            prefix = _TOKEN_VARIABLE.split(rule.rule, maxsplit=1)[0]
+            assert "<" not in prefix, f"{rule.rule}: a token must follow a fixed prefix"
+            prefixes.add(prefix)
+    if not prefixes:
+        return _NOTHING
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    return re.compile(rf"({alternatives})[^/\s?\"]+")
 
 
 class RedactTokens(logging.Filter):
     """Keeps signed tokens out of request logs (werkzeug's and ours)."""
 
+    pattern: re.Pattern[str] = _NOTHING
+
+    def redact(self, text: str) -> str:
+        """Replace every link token in ``text`` with a placeholder."""
+        return self.pattern.sub(r"\1[token]", text)
+
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        record.msg = redact(str(record.msg))
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = self.redact(str(record.msg))
         return True
 
 
@@ -84,7 +105,7 @@ def refuse_nul_characters():
     only its database errors are left to errors.py.
     """
     if "\x00" in request.path:
-        if TOKEN_PATH.match(request.path):
+        if current_app.extensions["token_paths"].match(request.path):
             raise InvalidLink
         abort(404)
     if request.path.startswith("/api/"):
@@ -104,6 +125,10 @@ def init_app(app: Flask) -> None:
     app.before_request(refuse_nul_characters)
     app.before_request(refuse_cross_origin_posts)
     app.after_request(add_headers)
+    # Called after every blueprint is registered: the URL map is complete.
+    pattern = app.extensions["token_paths"] = token_path_pattern(app.url_map)
+    # The loggers are the process's, shared by every app in it (they share routes too).
+    RedactTokens.pattern = pattern
     for name in ("werkzeug", "gunicorn.access", "gunicorn.error", app.logger.name):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):

@@ -8,6 +8,7 @@ all of them verify, so a key can be retired by dropping it from the list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
@@ -105,12 +106,24 @@ def _plain_text(value: object) -> bool:
     return isinstance(value, str) and "\x00" not in value
 
 
+def public_url(endpoint: str, **values: str) -> str:
+    """The absolute URL of ``endpoint`` as the app's URL map spells it.
+
+    Built on ``PUBLIC_BASE_URL`` only, never on the request's Host header, so
+    it is the same in a request, a CLI command and the outbox worker.
+    """
+    base = urlsplit(current_app.config["PUBLIC_BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
 def manage_url(contact: Contact) -> str:
-    """The absolute manage-preferences URL, built from PUBLIC_BASE_URL only."""
-    return f"{current_app.config['PUBLIC_BASE_URL']}/p/{sign(MANAGE, contact)}"
+    """The absolute manage-preferences URL."""
+    return public_url("preferences.page", token=sign(MANAGE, contact))
 
 
 def unsubscribe_url(contact: Contact, list_slug: str) -> str:
     """The RFC 8058 one-click URL for one (contact, list)."""
-    token = sign(UNSUBSCRIBE, contact, l=list_slug)
-    return f"{current_app.config['PUBLIC_BASE_URL']}/u/{token}"
+    return public_url("unsubscribe.one_click", token=sign(UNSUBSCRIBE, contact, l=list_slug))

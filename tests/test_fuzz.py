@@ -98,7 +98,7 @@ def world(module_app):
     contact.addresses.append(Address(email="fuzz@example.com", kind="personal"))
     db.session.add(contact)
     db.session.flush()
-    express = Provenance(source="signup", added_by="Dana", basis="express")
+    express = Provenance(source="signup", added_by="Dana", basis="express", evidence="signup")
     consent.place(contact, lists["fuzz-notes"], SUBSCRIBED, express, VIA)
     consent.place(contact, lists["fuzz-insights"], SUBSCRIBED, express, VIA)
     consent.opt_in(contact, lists["fuzz-digest"], VIA, evidence="ticked")

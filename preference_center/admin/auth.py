@@ -6,6 +6,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, login_manager
 from ..models import AdminUser, normalise_email
+from ..validation import InvalidAddress, email_address
 
 ROLES = ("admin", "auditor")
 PASSWORD_METHOD = "scrypt"
@@ -31,9 +32,10 @@ class AdminError(ValueError):
 
 def create_admin(email: str, password: str, role: str = "admin") -> AdminUser:
     """Add an admin (or an auditor) with a scrypt-hashed password."""
-    email = normalise_email(email)
-    if "@" not in email:
-        raise AdminError(f"{email!r} is not an email address.")
+    try:
+        email = email_address(email)
+    except InvalidAddress as error:
+        raise AdminError(str(error)) from None
     if role not in ROLES:
         raise AdminError(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
     if len(password) < MIN_PASSWORD_LENGTH:

@@ -154,11 +154,6 @@ def contact_place(public_id: str):
     if reason is None:
         return refuse(contact, "Give a reason for the change: it is kept in the consent log.")
     try:
-        if state == SUBSCRIBED and (basis in ("", "none") or not evidence):
-            raise ConsentError(
-                "An admin can only subscribe someone on a legal basis with evidence "
-                "(what they agreed to, when and where). Without both, invite them instead."
-            )
         provenance = Provenance(
             source="admin",
             added_by=current_user.email,

@@ -1,12 +1,16 @@
-"""The OpenAPI 3.1 document of /api/v1, written by hand to match api.py.
+"""The OpenAPI 3.1 document of /api/v1: paths by hand, request bodies from ``requests.py``.
 
-tests/test_api_schema.py runs schemathesis against it: a route, status code,
-content type or field that drifts from the code fails the suite.
+The request schemas are the pydantic models' own JSON Schema, so a limit (the
+batch size, a field's length) is written once. tests/test_api_schema.py runs
+schemathesis against the document: a route, status code, content type or
+field that drifts from the code fails the suite.
 """
 
 from __future__ import annotations
 
-from ..models import BASES
+from pydantic.json_schema import models_json_schema
+
+from .requests import MAX_BATCH, ContactRequest, LinkBatchRequest, LinkRequest
 
 
 def _ref(name: str) -> dict:
@@ -33,11 +37,22 @@ BAD_REQUEST = _error("The body is not a JSON object, or a parameter is malformed
 TOO_LARGE = _error("The body (or the batch) is too large.")
 INVALID = _error("A field is missing or wrong, or a consent rule refuses the change.")
 
-_EMAIL = {"type": "string", "format": "email", "maxLength": 320, "example": "pat@example.com"}
-_SLUG = {"type": "string", "minLength": 1, "maxLength": 64, "example": "market-insights"}
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+
+def request_schemas() -> dict:
+    """The request bodies' JSON Schemas, each referring to the others by component."""
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in (LinkRequest, LinkBatchRequest, ContactRequest)],
+        ref_template="#/components/schemas/{model}",
+    )
+    return schemas["$defs"]
+
+
+_REQUESTS = request_schemas()
+_EMAIL = _REQUESTS["LinkRequest"]["properties"]["email"]
+_SLUG = _REQUESTS["SubscriptionRequest"]["properties"]["list"]
 
 SCHEMAS = {
+    **_REQUESTS,
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -46,23 +61,6 @@ SCHEMAS = {
                 "type": "object",
                 "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
-    },
-    "LinkRequest": {
-        "type": "object",
-        "required": ["email"],
-        "properties": {"email": _EMAIL, "list": {**_SLUG, "type": ["string", "null"]}},
-    },
-    "LinkBatchRequest": {
-        "type": "object",
-        "required": ["items"],
-        "properties": {
-            "items": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 1000,
-                "items": _ref("LinkRequest"),
             }
         },
     },
@@ -122,28 +120,6 @@ SCHEMAS = {
             "reason": {"type": "string"},
             "deliver_to": _nullable("string"),
             "expires_at": _nullable("string", format="date-time"),
-        },
-    },
-    "SubscriptionRequest": {
-        "type": "object",
-        "required": ["list", "state", "source", "added_by", "basis"],
-        "properties": {
-            "list": _SLUG,
-            "state": {"enum": ["invited", "subscribed"]},
-            "source": {**_TEXT, "example": "signup form"},
-            "added_by": {**_TEXT, "example": "Dana Reyes"},
-            "basis": {"enum": list(BASES)},
-            "evidence": {"type": ["string", "null"], "maxLength": 2000},
-            "basis_date": _nullable("string", format="date"),
-        },
-    },
-    "ContactRequest": {
-        "type": "object",
-        "required": ["email"],
-        "properties": {
-            "email": _EMAIL,
-            "name": {"type": ["string", "null"], "maxLength": 200},
-            "subscriptions": {"type": "array", "items": _ref("SubscriptionRequest")},
         },
     },
     "ContactResult": {
@@ -244,8 +220,8 @@ DOCUMENT = {
             "post": {
                 "operationId": "mintLinks",
                 "summary": "Manage and one-click URLs with List-Unsubscribe headers.",
-                "description": "Needs the `links` scope. A batch takes up to 1,000 items; an "
-                "unknown address or list is an error for that item alone.",
+                "description": f"Needs the `links` scope. A batch takes up to {MAX_BATCH:,} items; "
+                "an unknown address or list is an error for that item alone.",
                 "requestBody": {
                     "required": True,
                     "content": {

@@ -12,23 +12,19 @@ import binascii
 import functools
 import hashlib
 import json
-from datetime import date
 
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
 from .. import consent, feed, may_send, suppression, tokens
-from ..consent import ConsentError, Provenance, Via
+from ..consent import BusinessDeclined, ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
 from ..extensions import csrf, db, limiter
 from ..models import (
-    BUSINESS,
-    BUSINESS_DECLINED,
-    INVITED,
     PERSONAL,
-    SUBSCRIBED,
     Address,
+    Channel,
     Contact,
     IdempotencyKey,
     MailingList,
@@ -38,17 +34,22 @@ from ..sender import contact_with, one_click_headers
 from . import keys as api_keys
 from . import openapi
 from .keys import CONSENT_READ, CONTACTS_WRITE, EVENTS_READ, LINKS
+from .requests import (
+    MAX_BATCH,
+    ContactRequest,
+    LinkRequest,
+    RequestInvalid,
+    SubscriptionRequest,
+    parse,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer keys, not cookies, authenticate the API: there is no session to forge.
 csrf.exempt(bp)
 
-MAX_BATCH = 1000
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_BODY = 1024 * 1024
-# Words that mark a networking source (a connection is not consent): invitations only.
-NETWORKING_WORDS = ("networking", "linkedin", "connections", "xing")
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_document"})
 
 
@@ -117,28 +118,12 @@ def json_body() -> dict:
     return body
 
 
-def text_field(
-    data: dict, name: str, *, required: bool = True, max_length: int = 200
-) -> str | None:
-    """A string field of ``data``; None when optional and absent; 422 when malformed."""
-    value = data.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ApiError(422, "invalid_request", f"'{name}' must be a non-empty string.")
-    if len(value) > max_length:
-        raise ApiError(422, "invalid_request", f"'{name}' is longer than {max_length} characters.")
-    if "\x00" in value:  # PostgreSQL refuses NUL in text
-        raise ApiError(422, "invalid_request", f"'{name}' must not contain NUL characters.")
-    return value.strip()
-
-
-def email_field(data: dict) -> str:
-    email = text_field(data, "email", max_length=320)
-    local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in email):
-        raise ApiError(422, "invalid_email", f"{email!r} is not an email address.")
-    return email
+def parsed(model, data: object):
+    """``data`` as the request model, or the API's 422 for the first thing wrong."""
+    try:
+        return parse(model, data)
+    except RequestInvalid as error:
+        raise ApiError(422, error.code, error.message) from None
 
 
 # --- POST /links ------------------------------------------------------------
@@ -173,9 +158,8 @@ def mint_links(items: list) -> list[dict]:
     wanted: list[tuple[str, str | None] | ApiError] = []
     for item in items:
         try:
-            if not isinstance(item, dict):
-                raise ApiError(422, "invalid_request", "Each item must be a JSON object.")
-            wanted.append((email_field(item), text_field(item, "list", required=False)))
+            link = parsed(LinkRequest, item)
+            wanted.append((link.email, link.list_))
         except ApiError as error:
             wanted.append(error)
     pairs = [w for w in wanted if isinstance(w, tuple)]
@@ -307,73 +291,49 @@ def replay(stored: IdempotencyKey, request_hash: str) -> Response:
     return response
 
 
-def is_networking_source(source: str) -> bool:
-    lowered = source.lower()
-    return any(word in lowered for word in NETWORKING_WORDS)
-
-
-def wanted_subscriptions(specs: object) -> list[tuple[MailingList, str, Provenance]]:
-    """Validate every requested subscription before anything is written."""
-    if specs is None:
-        return []
-    if not isinstance(specs, list):
-        raise ApiError(422, "invalid_request", "'subscriptions' must be an array.")
+def wanted_subscriptions(
+    specs: list[SubscriptionRequest],
+) -> list[tuple[MailingList, str, Provenance]]:
+    """Find every requested list before anything is written (the rules are consent's)."""
     wanted, seen = [], set()
     for spec in specs:
-        if not isinstance(spec, dict):
-            raise ApiError(422, "invalid_request", "Each subscription must be a JSON object.")
-        slug = text_field(spec, "list", max_length=64)
-        if slug in seen:
-            raise ApiError(422, "invalid_request", f"The list {slug!r} is named twice.")
-        seen.add(slug)
+        if spec.list_ in seen:
+            raise ApiError(422, "invalid_request", f"The list {spec.list_!r} is named twice.")
+        seen.add(spec.list_)
         mailing_list = db.session.execute(
-            db.select(MailingList).filter_by(slug=slug)
+            db.select(MailingList).filter_by(slug=spec.list_)
         ).scalar_one_or_none()
         if mailing_list is None:
-            raise ApiError(422, "unknown_list", f"There is no list {slug!r}.")
+            raise ApiError(422, "unknown_list", f"There is no list {spec.list_!r}.")
         if mailing_list.archived_at is not None:
-            raise ApiError(422, "archived_list", f"The list {slug!r} is no longer offered.")
-        state = text_field(spec, "state", max_length=16)
-        if state not in (INVITED, SUBSCRIBED):
-            raise ApiError(
-                422, "invalid_state", "'state' must be 'invited' or 'subscribed' via the API."
-            )
+            raise ApiError(422, "archived_list", f"The list {spec.list_!r} is no longer offered.")
         provenance = Provenance(
-            source=text_field(spec, "source"),
-            added_by=text_field(spec, "added_by"),
-            basis=text_field(spec, "basis", max_length=32),
-            evidence=text_field(spec, "evidence", required=False, max_length=2000) or "",
-            basis_date=date_field(spec, "basis_date"),
+            source=spec.source,
+            added_by=spec.added_by,
+            basis=spec.basis,
+            evidence=(spec.evidence or "").strip(),
+            basis_date=spec.basis_date,
         )
-        if is_networking_source(provenance.source) and state != INVITED:
-            raise ApiError(
-                422,
-                "networking_source",
-                f"People from a networking source ({provenance.source!r}) can only be "
-                "invited: a connection is not consent.",
-            )
         try:
-            provenance.checked(mailing_list, state)
+            provenance.checked(mailing_list, spec.state)
         except ConsentError as error:
-            raise ApiError(422, "provenance", str(error)) from None
-        wanted.append((mailing_list, state, provenance))
+            raise refusal(error) from None
+        wanted.append((mailing_list, spec.state, provenance))
     return wanted
 
 
-def date_field(data: dict, name: str) -> date | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ApiError(422, "invalid_request", f"'{name}' must be a date (YYYY-MM-DD).") from None
+def refusal(error: ConsentError) -> ApiError:
+    """A consent rule's refusal as the API answers it: 409 for a contact's own no."""
+    status = 409 if isinstance(error, BusinessDeclined) else 422
+    return ApiError(status, error.code, str(error))
 
 
 def write_contact(body: dict) -> tuple[int, dict]:
-    email = email_field(body)
-    name = text_field(body, "name", required=False)
-    wanted = wanted_subscriptions(body.get("subscriptions"))
+    request_body = parsed(ContactRequest, body)
+    email, name = request_body.email, request_body.name
+    if name is not None:
+        name = name.strip()
+    wanted = wanted_subscriptions(request_body.subscriptions or [])
     if suppression.suppressed_address(email):
         raise ApiError(
             409,
@@ -390,24 +350,17 @@ def write_contact(body: dict) -> tuple[int, dict]:
     elif name is not None and name != contact.name:
         contact.name = name
     via = Via(
-        channel="api",
+        channel=Channel.API,
         actor=g.caller.actor,
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
     results = []
     for mailing_list, state, provenance in wanted:
-        if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
-            raise ApiError(
-                409,
-                "business_declined",
-                f"{email} declined all business messages; {mailing_list.slug!r} is a "
-                "business list.",
-            )
         try:
             subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
         except ConsentError as error:
-            raise ApiError(422, "provenance", str(error)) from None
+            raise refusal(error) from None
         if outcome == "suppressed":
             raise ApiError(409, "suppressed", suppressed_reason(email, subscription))
         results.append(

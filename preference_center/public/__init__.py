@@ -23,13 +23,12 @@ from htmx_flask import make_response
 from .. import consent, tokens, wording
 from ..consent import ConsentError, Via
 from ..extensions import db, limiter
-from ..may_send import deliver_to
 from ..models import (
     BUSINESS,
-    BUSINESS_DECLINED,
     PENDING,
     PERSONAL,
     SUBSCRIBED,
+    Channel,
     Contact,
     MailingList,
     Subscription,
@@ -72,7 +71,7 @@ class Row:
     message: str | None = None
 
 
-def contact_via(channel: str = "preference_page") -> Via:
+def contact_via(channel: str = Channel.PREFERENCE_PAGE) -> Via:
     """The contact acting through ``channel`` (this page by default), with the
     request's fingerprint."""
     return Via(
@@ -99,7 +98,7 @@ def build_row(
     contact: Contact, mailing_list: MailingList, subscription: Subscription | None
 ) -> Row:
     state = consent.effective_state(subscription) if subscription else None
-    declined = mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED
+    declined = consent.declines_business_mail(contact, mailing_list)
     return Row(
         mailing_list=mailing_list,
         subscription=subscription,
@@ -112,7 +111,7 @@ def build_row(
         disputable=subscription is not None
         and subscription.added_by != "you"
         and subscription.disputed_at is None,
-        pending_to=wording.mask_email(deliver_to(contact, mailing_list, subscription))
+        pending_to=wording.mask_email(contact.deliver_to(mailing_list, subscription))
         if state == PENDING
         else None,
         # A personal list may go to a verified business address if the contact asks.
@@ -159,7 +158,7 @@ def page_context(token: str, contact: Contact, message: str | None = None) -> di
         "contact": contact,
         "sections": rows_for(contact),
         "masked_email": wording.mask_email(contact.primary_email),
-        "business_declined": contact.business_contact == BUSINESS_DECLINED,
+        "business_declined": consent.declines_business_mail(contact),
         "business_address": contact.business_address,
         "business_masked": wording.mask_email(
             contact.business_address.email if contact.business_address else None

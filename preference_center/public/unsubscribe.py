@@ -9,7 +9,7 @@ with one button, because mail scanners open every link.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, render_template, request
 
 from .. import consent, tokens, wording
 from ..extensions import csrf, db
@@ -43,7 +43,7 @@ def preferences_link(claims: tokens.LinkClaims) -> str:
     contact = claims.contact
     if claims.version != contact.token_version:
         # The page where a contact asks for a fresh link by email (PRODUCT.md: GET /p).
-        return f"{current_app.config['PUBLIC_BASE_URL']}/p"
+        return tokens.public_url("fresh_link.form")
     return tokens.manage_url(contact)
 
 

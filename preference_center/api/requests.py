@@ -1,0 +1,169 @@
+"""The API's request bodies as pydantic models: each limit is written once, here.
+
+``openapi.py`` takes their JSON Schema for its components, and the routes
+validate with them, so the document and the code cannot disagree on a batch
+size or a field length. ``parse`` turns pydantic's errors into the API's own
+``{"code", "message"}`` answer for the first thing wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from ..models import BASES, INVITED, SUBSCRIBED
+from ..validation import MAX_LENGTH as EMAIL_MAX_LENGTH
+from ..validation import InvalidAddress, email_address
+
+MAX_BATCH = 1000
+TEXT_MAX = 200
+SLUG_MAX = 64
+BASIS_MAX = 32
+EVIDENCE_MAX = 2000
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL refuses NUL in text
+        raise ValueError("nul")
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        return email_address(value)
+    except InvalidAddress as error:
+        raise ValueError(str(error)) from None
+
+
+def _iso_date(value: object) -> object:
+    if value is None or isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("date")
+    return date.fromisoformat(value)
+
+
+def _text(max_length: int) -> object:
+    """A trimmed, non-empty string of at most ``max_length`` characters, no NUL."""
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
+        AfterValidator(_no_nul),
+    ]
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=EMAIL_MAX_LENGTH),
+    AfterValidator(_no_nul),
+    AfterValidator(_address),
+    Field(json_schema_extra={"format": "email", "example": "pat@example.com"}),
+]
+Slug = Annotated[_text(SLUG_MAX), Field(json_schema_extra={"example": "market-insights"})]
+Text = _text(TEXT_MAX)
+OptionalDate = Annotated[
+    date | None,
+    BeforeValidator(_iso_date),
+    WithJsonSchema({"type": ["string", "null"], "format": "date"}),
+]
+
+
+class Body(BaseModel):
+    """Unknown fields are ignored, as before; known ones are checked."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=False)
+
+
+class LinkRequest(Body):
+    email: Email
+    list_: Slug | None = Field(None, alias="list")
+
+
+class LinkBatchRequest(Body):
+    items: Annotated[list[LinkRequest], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class SubscriptionRequest(Body):
+    list_: Slug = Field(alias="list")
+    state: Literal["invited", "subscribed"]
+    source: Annotated[Text, Field(json_schema_extra={"example": "signup form"})]
+    added_by: Annotated[Text, Field(json_schema_extra={"example": "Dana Reyes"})]
+    basis: Annotated[
+        _text(BASIS_MAX), WithJsonSchema({"enum": list(BASES)})
+    ]  # unknown bases are the consent rules' to refuse, in their words
+    evidence: (
+        Annotated[str, StringConstraints(max_length=EVIDENCE_MAX), AfterValidator(_no_nul)] | None
+    ) = None
+    basis_date: OptionalDate = None
+
+
+class ContactRequest(Body):
+    email: Email
+    name: Annotated[str, StringConstraints(max_length=TEXT_MAX), AfterValidator(_no_nul)] | None = (
+        None
+    )
+    subscriptions: list[SubscriptionRequest] | None = None
+
+
+assert (INVITED, SUBSCRIBED) == ("invited", "subscribed")  # the Literal above
+
+
+class RequestInvalid(ValueError):
+    """A body that is not what the API takes: a code and a message for the caller."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: object) -> M:
+    """``data`` as ``model``, or ``RequestInvalid`` naming the first thing wrong."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise _first(error) from None
+
+
+def _first(error: ValidationError) -> RequestInvalid:
+    problem = error.errors(include_url=False)[0]
+    names = [part for part in problem["loc"] if isinstance(part, str)]
+    name = names[-1] if names else ""
+    kind, ctx = problem["type"], problem.get("ctx") or {}
+    if name == "subscriptions" and kind == "list_type":
+        return RequestInvalid("invalid_request", "'subscriptions' must be an array.")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        what = "subscription" if "subscriptions" in names else "item"
+        return RequestInvalid("invalid_request", f"Each {what} must be a JSON object.")
+    if kind == "string_too_long":
+        message = f"'{name}' is longer than {ctx['max_length']} characters."
+        return RequestInvalid("invalid_email" if name == "email" else "invalid_request", message)
+    if kind == "value_error" and str(ctx.get("error")) == "nul":
+        code = "invalid_email" if name == "email" else "invalid_request"
+        return RequestInvalid(code, f"'{name}' must not contain NUL characters.")
+    if name == "email":
+        if kind == "value_error":
+            return RequestInvalid("invalid_email", str(ctx.get("error")))
+        return RequestInvalid("invalid_email", "'email' must be an email address (a string).")
+    if name == "state":
+        return RequestInvalid(
+            "invalid_state", "'state' must be 'invited' or 'subscribed' via the API."
+        )
+    if name == "basis_date":
+        return RequestInvalid("invalid_request", "'basis_date' must be a date (YYYY-MM-DD).")
+    if name == "items":
+        return RequestInvalid("invalid_request", "'items' must be a non-empty array.")
+    return RequestInvalid("invalid_request", f"'{name}' must be a non-empty string.")
