@@ -40,13 +40,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         database.configure_sqlite(db.engine)
 
     # auth registers the Flask-Login user loader when imported.
-    from . import admin, api, cli, health, public
+    from . import admin, api, cli, feedback, health, public
     from .admin import auth  # noqa: F401
 
     public.register_blueprints(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(feedback.bp)
     app.register_blueprint(admin.bp)
     security.init_app(app)
     errors.init_app(app)

@@ -28,6 +28,7 @@ from .models import (
     PERSONAL,
     SUBSCRIBED,
     UNSUBSCRIBED,
+    Address,
     ConsentEvent,
     Contact,
     MailingList,
@@ -355,6 +356,8 @@ def confirm(subscription: Subscription, via: Via) -> bool:
     subscription.evidence = (
         f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
     )
+    # The confirmation reached the contact: the address works again.
+    clear_undeliverable(subscription, via)
     if not implied:
         return _transition(subscription, SUBSCRIBED, via, "confirm")
     record(
@@ -461,4 +464,82 @@ def allow_business_contact(contact: Contact, via: Via) -> bool:
         return False
     contact.business_contact = BUSINESS_ALLOWED
     record(contact, via, "allow_business", from_state=BUSINESS_DECLINED, to_state=BUSINESS_ALLOWED)
+    return True
+
+
+# --- deliverability: what the ESP reports about an address -----------------
+
+
+def mark_undeliverable(address: Address, via: Via, reason: str, *, detail: str) -> bool:
+    """Stop all mail to ``address`` (a hard bounce): may-send answers ``undeliverable``.
+
+    Subscriptions keep their state: the contact did not withdraw, the mailbox
+    failed. A new confirmation from the contact clears it (``confirm``).
+    """
+    contact = lock_contact(address.contact)
+    db.session.refresh(address)
+    if address.undeliverable_since is not None:
+        return False
+    address.undeliverable_since = utcnow()
+    address.undeliverable_reason = reason[:200]
+    record(
+        contact,
+        via,
+        "undeliverable",
+        from_state="deliverable",
+        to_state="undeliverable",
+        detail=f"{detail}: {address.undeliverable_reason}",
+    )
+    return True
+
+
+def count_soft_bounce(address: Address, via: Via, limit: int, *, detail: str) -> bool:
+    """One more soft bounce in a row; ``limit`` of them make the address undeliverable.
+
+    Returns True when this bounce made it undeliverable.
+    """
+    contact = lock_contact(address.contact)
+    db.session.refresh(address)
+    if address.undeliverable_since is not None:
+        return False
+    address.soft_bounces = (address.soft_bounces or 0) + 1
+    record(contact, via, "soft_bounce", detail=f"{detail}; {address.soft_bounces} in a row")
+    if address.soft_bounces < limit:
+        return False
+    reason = f"{address.soft_bounces} soft bounces in a row"
+    return mark_undeliverable(address, via, reason, detail=detail)
+
+
+def count_delivery(address: Address, via: Via, *, detail: str) -> bool:
+    """A delivery ends a run of soft bounces (nothing is written when there was none)."""
+    if not address.soft_bounces or address.undeliverable_since is not None:
+        return False
+    contact = lock_contact(address.contact)
+    db.session.refresh(address)
+    address.soft_bounces = 0
+    record(contact, via, "soft_bounces_reset", detail=detail)
+    return True
+
+
+def clear_undeliverable(subscription: Subscription, via: Via) -> bool:
+    """The contact confirmed from the address this list goes to: mail may go there again."""
+    from .may_send import deliver_to
+
+    target = deliver_to(subscription.contact, subscription.mailing_list, subscription)
+    address = next((a for a in subscription.contact.addresses if a.email == target), None)
+    if address is None or (address.undeliverable_since is None and not address.soft_bounces):
+        return False
+    was = address.undeliverable_reason
+    address.undeliverable_since = None
+    address.undeliverable_reason = None
+    address.soft_bounces = 0
+    record(
+        subscription.contact,
+        via,
+        "deliverable",
+        mailing_list=subscription.mailing_list,
+        from_state="undeliverable" if was else "deliverable",
+        to_state="deliverable",
+        detail="confirmed by the contact" + (f" after: {was}" if was else ""),
+    )
     return True

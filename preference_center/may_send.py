@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import false
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, true
+from sqlalchemy.orm import aliased
 
 from .consent import effective_state
 from .extensions import db
@@ -16,6 +17,7 @@ from .models import (
     EXPIRED,
     INVITED,
     PENDING,
+    PERSONAL,
     SUBSCRIBED,
     UNSUBSCRIBED,
     Address,
@@ -32,6 +34,9 @@ _NOT_SENDABLE_REASON = {
     UNSUBSCRIBED: "The contact withdrew from this list.",
     EXPIRED: "Implied consent for this list has ended.",
 }
+
+
+UNDELIVERABLE = "undeliverable"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,68 @@ def deliver_to(
         if subscription is not None and subscription.deliver_to_business:
             return business.email
     return contact.primary_email
+
+
+def undeliverable_address(contact: Contact, email: str | None) -> Address | None:
+    """The contact's address ``email`` if the ESP reported it undeliverable."""
+    address = next((a for a in contact.addresses if a.email == email), None)
+    return address if address is not None and address.undeliverable_since is not None else None
+
+
+# --- the same rules as SQL, for the whole audience of a list at once -----------
+# Each clause mirrors the per-address rule above it in ``check`` / ``deliver_to``;
+# tests/test_audience.py holds them equal on every state.
+
+
+def sendable_sql(now: datetime) -> ColumnElement[bool]:
+    """``consent.effective_state(subscription, now) == SUBSCRIBED`` as SQL."""
+    return and_(
+        Subscription.state == SUBSCRIBED,
+        or_(Subscription.expires_at.is_(None), Subscription.expires_at > now),
+    )
+
+
+def business_allowed_sql(mailing_list: MailingList) -> ColumnElement[bool]:
+    """A business list needs the contact not to have declined business messages."""
+    if mailing_list.audience != BUSINESS:
+        return true()
+    return Contact.business_contact != BUSINESS_DECLINED
+
+
+def deliver_to_address_id_sql(mailing_list: MailingList) -> ColumnElement[int]:
+    """``deliver_to`` as SQL: the id of the address this list goes to for the row's contact.
+
+    The first verified business address when business mail is routed there (or
+    this personal list asked for it), else the primary address: the first
+    personal one, or the first of any kind.
+    """
+    # One alias per subquery, so each correlates to the outer contact only.
+    business, verified, personal, any_kind = (aliased(Address) for _ in range(4))
+    business_id = (
+        db.select(func.min(business.id))
+        .where(business.contact_id == Contact.id, business.kind == BUSINESS)
+        .scalar_subquery()
+    )
+    verified_business = (
+        db.select(verified.id)
+        .where(verified.id == business_id, verified.verified_at.is_not(None))
+        .scalar_subquery()
+    )
+    personal_id = (
+        db.select(func.min(personal.id))
+        .where(personal.contact_id == Contact.id, personal.kind == PERSONAL)
+        .scalar_subquery()
+    )
+    any_id = (
+        db.select(func.min(any_kind.id)).where(any_kind.contact_id == Contact.id).scalar_subquery()
+    )
+    routed = (
+        Contact.business_mail_to_business_address if mailing_list.audience == BUSINESS else false()
+    )
+    to_business = and_(
+        verified_business.is_not(None), or_(routed, Subscription.deliver_to_business)
+    )
+    return case((to_business, verified_business), else_=func.coalesce(personal_id, any_id))
 
 
 def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
@@ -101,6 +168,14 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
         reason = "The contact declined all business messages."
         return Answer(False, "business_declined", basis, reason, target, expires)
+    bounced = undeliverable_address(contact, target)
+    if bounced is not None:
+        reason = (
+            f"Mail to {target} bounced ({bounced.undeliverable_reason}) on "
+            f"{bounced.undeliverable_since:%Y-%m-%d}; nothing may go there until the "
+            "contact confirms from it again."
+        )
+        return Answer(False, UNDELIVERABLE, basis, reason, target, expires)
     if target != address.email:
         reason = f"This contact asked for this list at another address: send to {target}."
         return Answer(False, "wrong_address", basis, reason, target, expires)
