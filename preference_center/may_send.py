@@ -103,17 +103,15 @@ def deliver_to_address_id_sql(mailing_list: MailingList) -> ColumnElement[int]:
     personal one, or the first of any kind.
     """
     # One alias per subquery, so each correlates to the outer contact only.
-    business, verified, personal, any_kind = (aliased(Address) for _ in range(4))
-    business_id = (
-        db.select(func.min(business.id))
+    business, personal, any_kind = (aliased(Address) for _ in range(3))
+    first_business = (
+        db.select(business)
         .where(business.contact_id == Contact.id, business.kind == BUSINESS)
-        .scalar_subquery()
+        .order_by(business.id)
+        .limit(1)
     )
-    verified_business = (
-        db.select(verified.id)
-        .where(verified.id == business_id, verified.verified_at.is_not(None))
-        .scalar_subquery()
-    )
+    business_id = first_business.with_only_columns(business.id).scalar_subquery()
+    business_verified_at = first_business.with_only_columns(business.verified_at).scalar_subquery()
     personal_id = (
         db.select(func.min(personal.id))
         .where(personal.contact_id == Contact.id, personal.kind == PERSONAL)
@@ -126,9 +124,9 @@ def deliver_to_address_id_sql(mailing_list: MailingList) -> ColumnElement[int]:
         Contact.business_mail_to_business_address if mailing_list.audience == BUSINESS else false()
     )
     to_business = and_(
-        verified_business.is_not(None), or_(routed, Subscription.deliver_to_business)
+        business_verified_at.is_not(None), or_(routed, Subscription.deliver_to_business)
     )
-    return case((to_business, verified_business), else_=func.coalesce(personal_id, any_id))
+    return case((to_business, business_id), else_=func.coalesce(personal_id, any_id))
 
 
 def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
