@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import Select
+from sqlalchemy import Select, and_, case
 from sqlalchemy.orm import aliased
 
 from . import tokens
@@ -25,7 +25,13 @@ from .database import read_only_connection
 from .extensions import db
 from .ledger import format_time
 from .log_export import neutralise
-from .may_send import business_allowed_sql, deliver_to_address_id_sql, sendable_sql
+from .may_send import (
+    business_allowed_sql,
+    delivers_to_business_sql,
+    first_business_address_id_sql,
+    primary_address_id_sql,
+    sendable_sql,
+)
 from .models import Address, Contact, MailingList, Subscription, utcnow
 from .sender import ONE_CLICK
 
@@ -56,27 +62,39 @@ def find_list(slug: str) -> MailingList | None:
 
 def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0) -> Select:
     """Core select of (contact id, public id, token version, name, deliver-to, basis, expiry)."""
-    target = aliased(Address)
+    # The two addresses ``deliver_to`` chooses between, joined by contact (an index
+    # lookup each); a join on the chosen id itself would scan addresses per row.
+    business, primary = aliased(Address), aliased(Address)
+    to_business = delivers_to_business_sql(mailing_list, business)
     return (
         db.select(
             Contact.id,
             Contact.public_id,
             Contact.token_version,
             Contact.name,
-            target.email,
+            case((to_business, business.email), else_=primary.email).label("email"),
             Subscription.basis,
             Subscription.expires_at,
         )
         .select_from(Subscription)
         .join(Contact, Contact.id == Subscription.contact_id)
-        .join(target, target.id == deliver_to_address_id_sql(mailing_list))
+        .outerjoin(
+            business,
+            and_(business.contact_id == Contact.id, business.id == first_business_address_id_sql()),
+        )
+        .join(
+            primary,
+            and_(primary.contact_id == Contact.id, primary.id == primary_address_id_sql()),
+        )
         .where(
             Subscription.list_id == mailing_list.id,
             Contact.id > after_id,
             Contact.erased_at.is_(None),
             sendable_sql(now),
             business_allowed_sql(mailing_list),
-            target.undeliverable_since.is_(None),
+            case(
+                (to_business, business.undeliverable_since), else_=primary.undeliverable_since
+            ).is_(None),
         )
         .order_by(Contact.id)
     )
@@ -103,20 +121,26 @@ def recipients(
                 raise BadCursor(after)
         statement = audience_select(mailing_list, now, after_id)
         result = connection.execution_options(yield_per=BATCH).execute(statement)
-        for row in result:
-            # tokens.sign reads only public_id and token_version, which the row has.
-            unsubscribe_url = tokens.unsubscribe_url(row, slug)
-            yield {
-                "email": row.email,
-                "contact": row.public_id,
-                "name": row.name,
-                "basis": row.basis,
-                "expires_at": format_time(row.expires_at) if row.expires_at else None,
-                "manage_url": tokens.manage_url(row),
-                "unsubscribe_url": unsubscribe_url,
-                "list_unsubscribe": f"<{unsubscribe_url}>",
-                "list_unsubscribe_post": ONE_CLICK,
-            }
+        try:
+            yield from (_row(row, slug) for row in result)
+        finally:
+            result.close()  # also when the reader stops early: the server-side cursor goes
+
+
+def _row(row, slug: str) -> dict:
+    # tokens.sign reads only public_id and token_version, which the row has.
+    unsubscribe_url = tokens.unsubscribe_url(row, slug)
+    return {
+        "email": row.email,
+        "contact": row.public_id,
+        "name": row.name,
+        "basis": row.basis,
+        "expires_at": format_time(row.expires_at) if row.expires_at else None,
+        "manage_url": tokens.manage_url(row),
+        "unsubscribe_url": unsubscribe_url,
+        "list_unsubscribe": f"<{unsubscribe_url}>",
+        "list_unsubscribe_post": ONE_CLICK,
+    }
 
 
 def ndjson(rows: Iterator[dict]) -> Iterator[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, or_, true
 from sqlalchemy.orm import aliased
 
 from .consent import effective_state
@@ -95,23 +95,19 @@ def business_allowed_sql(mailing_list: MailingList) -> ColumnElement[bool]:
     return Contact.business_contact != BUSINESS_DECLINED
 
 
-def deliver_to_address_id_sql(mailing_list: MailingList) -> ColumnElement[int]:
-    """``deliver_to`` as SQL: the id of the address this list goes to for the row's contact.
-
-    The first verified business address when business mail is routed there (or
-    this personal list asked for it), else the primary address: the first
-    personal one, or the first of any kind.
-    """
-    # One alias per subquery, so each correlates to the outer contact only.
-    business, personal, any_kind = (aliased(Address) for _ in range(3))
-    first_business = (
-        db.select(business)
+def first_business_address_id_sql() -> ColumnElement[int]:
+    """``contact.business_address`` as SQL: the id of the row contact's first business address."""
+    business = aliased(Address)
+    return (
+        db.select(func.min(business.id))
         .where(business.contact_id == Contact.id, business.kind == BUSINESS)
-        .order_by(business.id)
-        .limit(1)
+        .scalar_subquery()
     )
-    business_id = first_business.with_only_columns(business.id).scalar_subquery()
-    business_verified_at = first_business.with_only_columns(business.verified_at).scalar_subquery()
+
+
+def primary_address_id_sql() -> ColumnElement[int]:
+    """``contact.primary_email`` as SQL: the first personal address, else the first of any kind."""
+    personal, any_kind = aliased(Address), aliased(Address)
     personal_id = (
         db.select(func.min(personal.id))
         .where(personal.contact_id == Contact.id, personal.kind == PERSONAL)
@@ -120,13 +116,18 @@ def deliver_to_address_id_sql(mailing_list: MailingList) -> ColumnElement[int]:
     any_id = (
         db.select(func.min(any_kind.id)).where(any_kind.contact_id == Contact.id).scalar_subquery()
     )
+    return func.coalesce(personal_id, any_id)
+
+
+def delivers_to_business_sql(mailing_list: MailingList, business) -> ColumnElement[bool]:
+    """``deliver_to`` picks the business address (``business``, joined as the first one):
+
+    it is verified, and business mail is routed there or this list asked for it.
+    """
     routed = (
         Contact.business_mail_to_business_address if mailing_list.audience == BUSINESS else false()
     )
-    to_business = and_(
-        business_verified_at.is_not(None), or_(routed, Subscription.deliver_to_business)
-    )
-    return case((to_business, business_id), else_=func.coalesce(personal_id, any_id))
+    return and_(business.verified_at.is_not(None), or_(routed, Subscription.deliver_to_business))
 
 
 def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
