@@ -39,12 +39,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         database.configure_sqlite(db.engine)
 
-    from . import admin, api, cli, health, public
+    from . import admin, api, cli, feedback, health, public
 
     public.register_blueprints(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(feedback.bp)
     # With its views, and admin.auth's Flask-Login user loader.
     admin.register_blueprint(app)
     security.init_app(app)

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import click
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from . import (
+    audience,
     consent,
     demo,
     importers,
@@ -75,6 +76,57 @@ def link_command(email: str):
 def may_send_command(email: str, list_slug: str):
     """Print the "may I send LIST to EMAIL now?" answer as JSON."""
     click.echo(json.dumps(may_send.check(email, list_slug).as_dict(), indent=2))
+
+
+@bp.cli.command("audience")
+@click.argument("list_slug", metavar="SLUG")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(audience.FORMATS),
+    default="ndjson",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option("--after", help="Go on after this contact (the last row received).")
+def audience_command(list_slug: str, format_: str, output: str | None, after: str | None):
+    """Everyone who may be sent list SLUG now, one row each (NDJSON or CSV)."""
+    mailing_list = audience.find_list(list_slug)
+    if mailing_list is None:
+        raise click.ClickException(f"There is no list {list_slug!r}.")
+    chunks = audience.render(format_, audience.recipients(mailing_list, after=after))
+    try:
+        if output is None:
+            for chunk in chunks:
+                click.echo(chunk, nl=False)
+            return
+        with open(output, "w", encoding="utf-8", newline="") as file:
+            for chunk in chunks:
+                file.write(chunk)
+    except audience.BadCursor:
+        raise click.ClickException(f"No contact {after!r}: use the last row's contact.") from None
+
+
+@bp.cli.command("feedback-arf")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def feedback_arf_command(files: tuple[str, ...]):
+    """Act on ARF (RFC 5965) feedback-loop reports, one file each (idempotent)."""
+    from .esp_feedback import Malformed, apply
+    from .feedback import arf
+
+    failed = 0
+    for name in files:
+        try:
+            found = arf.signal(Path(name).read_bytes(), current_app.config["PUBLIC_BASE_URL"])
+        except Malformed as error:
+            click.echo(f"{name}: not used: {error}", err=True)
+            failed += 1
+            continue
+        outcome = "not a complaint, ignored" if found is None else apply(found)
+        db.session.commit()
+        click.echo(f"{name}: {outcome}")
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 @bp.cli.command("expire-consent")

@@ -69,4 +69,15 @@ def from_environment(instance_path: str) -> dict:
         # no-referrer pages send no Referer; security.py checks Origin instead.
         "WTF_CSRF_SSL_STRICT": False,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # ESP feedback (/feedback/…): each provider is off until its credential is set.
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": env("SENDGRID_WEBHOOK_PUBLIC_KEY") or "",
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env("MAILGUN_WEBHOOK_SIGNING_KEY") or "",
+        "POSTMARK_WEBHOOK_USER": env("POSTMARK_WEBHOOK_USER") or "",
+        "POSTMARK_WEBHOOK_PASSWORD": env("POSTMARK_WEBHOOK_PASSWORD") or "",
+        # Soft bounces in a row that make an address undeliverable.
+        "SOFT_BOUNCE_LIMIT": _int("SOFT_BOUNCE_LIMIT", 5),
+        # Signed webhook timestamps older (or newer) than this are refused as replays.
+        "FEEDBACK_MAX_AGE_SECONDS": _int("FEEDBACK_MAX_AGE_SECONDS", 300),
+        # SendGrid batches many events in one request.
+        "FEEDBACK_MAX_CONTENT_LENGTH": _int("FEEDBACK_MAX_CONTENT_LENGTH", 1024 * 1024),
     }

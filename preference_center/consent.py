@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
+from sqlalchemy import ColumnElement, and_, or_, true
 
 from . import confirmations, ledger, suppression
 from .extensions import db
@@ -30,6 +31,7 @@ from .models import (
     SUBSCRIBED,
     UNSUBSCRIBED,
     Action,
+    Address,
     Basis,
     Channel,
     ConsentEvent,
@@ -99,6 +101,13 @@ def declines_business_mail(contact: Contact, mailing_list: MailingList | None = 
     if mailing_list is not None and mailing_list.audience != BUSINESS:
         return False
     return contact.business_contact == BUSINESS_DECLINED
+
+
+def business_allowed_sql(mailing_list: MailingList) -> ColumnElement[bool]:
+    """``not declines_business_mail(contact, mailing_list)`` as SQL, for a whole audience."""
+    if mailing_list.audience != BUSINESS:
+        return true()
+    return Contact.business_contact != BUSINESS_DECLINED
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,14 @@ def effective_state(subscription: Subscription, now: datetime | None = None) -> 
     ):
         return EXPIRED
     return subscription.state
+
+
+def sendable_sql(now: datetime) -> ColumnElement[bool]:
+    """``consent.effective_state(subscription, now) == SUBSCRIBED`` as SQL."""
+    return and_(
+        Subscription.state == SUBSCRIBED,
+        or_(Subscription.expires_at.is_(None), Subscription.expires_at > now),
+    )
 
 
 def lock_contact(contact: Contact) -> Contact:
@@ -416,6 +433,8 @@ def confirm(subscription: Subscription, via: Via) -> bool:
     subscription.evidence = (
         f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
     )
+    # The confirmation reached the contact: the address works again.
+    clear_undeliverable(subscription, via)
     if not implied:
         return _transition(subscription, SUBSCRIBED, via, Action.CONFIRM)
     record(
@@ -527,5 +546,81 @@ def allow_business_contact(contact: Contact, via: Via) -> bool:
     contact.business_contact = BUSINESS_ALLOWED
     record(
         contact, via, Action.ALLOW_BUSINESS, from_state=BUSINESS_DECLINED, to_state=BUSINESS_ALLOWED
+    )
+    return True
+
+
+# --- deliverability: what the ESP reports about an address -----------------
+
+
+def mark_undeliverable(address: Address, via: Via, reason: str, *, detail: str) -> bool:
+    """Stop all mail to ``address`` (a hard bounce): may-send answers ``undeliverable``.
+
+    Subscriptions keep their state: the contact did not withdraw, the mailbox
+    failed. A new confirmation from the contact clears it (``confirm``).
+    """
+    contact = lock_contact(address.contact)
+    db.session.refresh(address)
+    if address.undeliverable_since is not None:
+        return False
+    address.undeliverable_since = utcnow()
+    address.undeliverable_reason = reason[:200]
+    record(
+        contact,
+        via,
+        Action.UNDELIVERABLE,
+        from_state="deliverable",
+        to_state="undeliverable",
+        detail=f"{detail}: {address.undeliverable_reason}",
+    )
+    return True
+
+
+def count_soft_bounce(address: Address, via: Via, limit: int, *, detail: str) -> bool:
+    """One more soft bounce in a row; ``limit`` of them make the address undeliverable.
+
+    Returns True when this bounce made it undeliverable.
+    """
+    contact = lock_contact(address.contact)
+    db.session.refresh(address)
+    if address.undeliverable_since is not None:
+        return False
+    address.soft_bounces = (address.soft_bounces or 0) + 1
+    record(contact, via, Action.SOFT_BOUNCE, detail=f"{detail}; {address.soft_bounces} in a row")
+    if address.soft_bounces < limit:
+        return False
+    reason = f"{address.soft_bounces} soft bounces in a row"
+    return mark_undeliverable(address, via, reason, detail=detail)
+
+
+def count_delivery(address: Address, via: Via, *, detail: str) -> bool:
+    """A delivery ends a run of soft bounces (nothing is written when there was none)."""
+    if not address.soft_bounces or address.undeliverable_since is not None:
+        return False
+    contact = lock_contact(address.contact)
+    db.session.refresh(address)
+    address.soft_bounces = 0
+    record(contact, via, Action.SOFT_BOUNCES_RESET, detail=detail)
+    return True
+
+
+def clear_undeliverable(subscription: Subscription, via: Via) -> bool:
+    """The contact confirmed from the address this list goes to: mail may go there again."""
+    target = subscription.contact.deliver_to(subscription.mailing_list, subscription)
+    address = next((a for a in subscription.contact.addresses if a.email == target), None)
+    if address is None or (address.undeliverable_since is None and not address.soft_bounces):
+        return False
+    was = address.undeliverable_reason
+    address.undeliverable_since = None
+    address.undeliverable_reason = None
+    address.soft_bounces = 0
+    record(
+        subscription.contact,
+        via,
+        Action.DELIVERABLE,
+        mailing_list=subscription.mailing_list,
+        from_state="undeliverable" if was else "deliverable",
+        to_state="deliverable",
+        detail="confirmed by the contact" + (f" after: {was}" if was else ""),
     )
     return True

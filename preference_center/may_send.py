@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import false
+from sqlalchemy import ColumnElement, and_, false, func, or_
+from sqlalchemy.orm import aliased
 
 from .consent import declines_business_mail, effective_state
 from .extensions import db
 from .ledger import format_time
 from .models import (
+    BUSINESS,
     EXPIRED,
     INVITED,
     PENDING,
+    PERSONAL,
     SUBSCRIBED,
     UNSUBSCRIBED,
     Address,
@@ -32,6 +35,9 @@ _NOT_SENDABLE_REASON = {
 }
 
 
+UNDELIVERABLE = "undeliverable"
+
+
 @dataclass(frozen=True)
 class Answer:
     allowed: bool
@@ -43,6 +49,52 @@ class Answer:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def undeliverable_address(contact: Contact, email: str | None) -> Address | None:
+    """The contact's address ``email`` if the ESP reported it undeliverable."""
+    address = next((a for a in contact.addresses if a.email == email), None)
+    return address if address is not None and address.undeliverable_since is not None else None
+
+
+# --- the same rules as SQL, for the whole audience of a list at once -----------
+# Each clause mirrors the per-address rule above it in ``check`` / ``deliver_to``;
+# tests/test_audience.py holds them equal on every state.
+
+
+def first_business_address_id_sql() -> ColumnElement[int]:
+    """``contact.business_address`` as SQL: the id of the row contact's first business address."""
+    business = aliased(Address)
+    return (
+        db.select(func.min(business.id))
+        .where(business.contact_id == Contact.id, business.kind == BUSINESS)
+        .scalar_subquery()
+    )
+
+
+def primary_address_id_sql() -> ColumnElement[int]:
+    """``contact.primary_email`` as SQL: the first personal address, else the first of any kind."""
+    personal, any_kind = aliased(Address), aliased(Address)
+    personal_id = (
+        db.select(func.min(personal.id))
+        .where(personal.contact_id == Contact.id, personal.kind == PERSONAL)
+        .scalar_subquery()
+    )
+    any_id = (
+        db.select(func.min(any_kind.id)).where(any_kind.contact_id == Contact.id).scalar_subquery()
+    )
+    return func.coalesce(personal_id, any_id)
+
+
+def delivers_to_business_sql(mailing_list: MailingList, business) -> ColumnElement[bool]:
+    """``deliver_to`` picks the business address (``business``, joined as the first one):
+
+    it is verified, and business mail is routed there or this list asked for it.
+    """
+    routed = (
+        Contact.business_mail_to_business_address if mailing_list.audience == BUSINESS else false()
+    )
+    return and_(business.verified_at.is_not(None), or_(routed, Subscription.deliver_to_business))
 
 
 def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
@@ -82,6 +134,14 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     if declines_business_mail(contact, mailing_list):
         reason = "The contact declined all business messages."
         return Answer(False, "business_declined", basis, reason, target, expires)
+    bounced = undeliverable_address(contact, target)
+    if bounced is not None:
+        reason = (
+            f"Mail to {target} bounced ({bounced.undeliverable_reason}) on "
+            f"{bounced.undeliverable_since:%Y-%m-%d}; nothing may go there until the "
+            "contact confirms from it again."
+        )
+        return Answer(False, UNDELIVERABLE, basis, reason, target, expires)
     if target != address.email:
         reason = f"This contact asked for this list at another address: send to {target}."
         return Answer(False, "wrong_address", basis, reason, target, expires)

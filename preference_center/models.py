@@ -56,6 +56,7 @@ class Channel(StrEnum):
     ADMIN = "admin"
     IMPORT = "import"
     SYSTEM = "system"
+    FEEDBACK = "feedback"
 
 
 class Action(StrEnum):
@@ -80,6 +81,10 @@ class Action(StrEnum):
     BUSINESS_ADDRESS_REMOVED = "business_address_removed"
     ROUTE_BUSINESS_MAIL = "route_business_mail"
     ROUTE_LIST = "route_list"
+    UNDELIVERABLE = "undeliverable"
+    SOFT_BOUNCE = "soft_bounce"
+    SOFT_BOUNCES_RESET = "soft_bounces_reset"
+    DELIVERABLE = "deliverable"
 
 
 PERSONAL = "personal"
@@ -172,6 +177,12 @@ class Address(db.Model):
     kind: Mapped[str] = mapped_column(String(16), default=PERSONAL)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set by a hard bounce (or a run of soft ones) the ESP reported; cleared when
+    # the contact confirms from this address again. Nothing is sent here meanwhile.
+    undeliverable_since: Mapped[datetime | None] = mapped_column(DateTime)
+    undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
+    # Soft bounces in a row (a delivery resets it); SOFT_BOUNCE_LIMIT makes it undeliverable.
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0)
 
     contact: Mapped[Contact] = relationship(back_populates="addresses")
 
@@ -401,3 +412,20 @@ class Suppression(db.Model):
     scope: Mapped[str] = mapped_column(String(32), default="all")
     reason: Mapped[str] = mapped_column(String(64), default="erasure")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ProviderEvent(db.Model):
+    """An ESP feedback event already acted on: its provider and its own id.
+
+    Providers retry and batch; a second delivery of the same event finds its
+    row here and changes nothing.
+    """
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

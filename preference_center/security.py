@@ -101,14 +101,15 @@ def refuse_nul_characters():
     No field of ours means one; PostgreSQL text refuses it (a DataError deep in
     a transaction) and SQLite would keep it invisibly. A path with a NUL names
     no page (404, the invalid-link page for a token path); anywhere else it is a
-    clear 400. The API checks its JSON itself and answers in its own format, so
-    only its database errors are left to errors.py.
+    clear 400. The API and the ESP webhooks check their JSON themselves and answer
+    in their own format, so only their database errors are left to errors.py.
     """
     if "\x00" in request.path:
         if current_app.extensions["token_paths"].match(request.path):
             raise InvalidLink
         abort(404)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/feedback/")):
+        # Reading the form here would fix the body limit before the blueprint sets its own.
         return None
     parts = [v for key, value in request.args.items(multi=True) for v in (key, value)]
     if request.method not in ("GET", "HEAD", "OPTIONS"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
-from .requests import MAX_BATCH, ContactRequest, LinkBatchRequest, LinkRequest
+from .requests import MAX_BATCH, ConsentBatch, ContactRequest, LinkBatchRequest, LinkRequest
 
 
 def _ref(name: str) -> dict:
@@ -41,7 +41,10 @@ INVALID = _error("A field is missing or wrong, or a consent rule refuses the cha
 def request_schemas() -> dict:
     """The request bodies' JSON Schemas, each referring to the others by component."""
     _, schemas = models_json_schema(
-        [(model, "validation") for model in (LinkRequest, LinkBatchRequest, ContactRequest)],
+        [
+            (model, "validation")
+            for model in (LinkRequest, LinkBatchRequest, ContactRequest, ConsentBatch)
+        ],
         ref_template="#/components/schemas/{model}",
     )
     return schemas["$defs"]
@@ -81,6 +84,13 @@ SCHEMAS = {
             "manage_url": {"type": "string", "format": "uri"},
             "unsubscribe_url": {"type": "string", "format": "uri"},
             "headers": _ref("ListUnsubscribeHeaders"),
+            "metadata": {
+                "type": "object",
+                "description": "Attach as SendGrid custom args, Mailgun variables or Postmark "
+                "metadata, so the ESP's feedback names the list.",
+                "required": ["pc_list"],
+                "properties": {"pc_list": {"type": "string"}},
+            },
         },
     },
     "LinkItemError": {
@@ -114,12 +124,43 @@ SCHEMAS = {
             "status": {
                 "type": "string",
                 "description": "subscribed, invited, pending, unsubscribed, expired, "
-                "not_subscribed, business_declined, wrong_address or unknown.",
+                "not_subscribed, business_declined, undeliverable, wrong_address, unknown "
+                "or (in a batch) unknown_list.",
             },
             "basis": _nullable("string"),
             "reason": {"type": "string"},
             "deliver_to": _nullable("string"),
             "expires_at": _nullable("string", format="date-time"),
+        },
+    },
+    "ConsentAnswers": {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref("Answer")}},
+    },
+    "Recipient": {
+        "type": "object",
+        "required": [
+            "email",
+            "contact",
+            "name",
+            "basis",
+            "expires_at",
+            "manage_url",
+            "unsubscribe_url",
+            "list_unsubscribe",
+            "list_unsubscribe_post",
+        ],
+        "properties": {
+            "email": {"type": "string", "description": "The deliver-to address."},
+            "contact": {"type": "string", "description": "Public id; the `after` cursor."},
+            "name": _nullable("string"),
+            "basis": {"type": "string"},
+            "expires_at": _nullable("string", format="date-time"),
+            "manage_url": {"type": "string", "format": "uri"},
+            "unsubscribe_url": {"type": "string", "format": "uri"},
+            "list_unsubscribe": {"type": "string"},
+            "list_unsubscribe_post": {"const": "List-Unsubscribe=One-Click"},
         },
     },
     "ContactResult": {
@@ -254,6 +295,62 @@ DOCUMENT = {
                 ],
                 "responses": {
                     "200": _json("The answer.", _ref("Answer")),
+                    "400": BAD_REQUEST,
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "404": _error("No list has that slug."),
+                    "429": TOO_MANY,
+                },
+            },
+            "post": {
+                "operationId": "maySendBatch",
+                "summary": "Up to 1,000 may-I-send questions at once.",
+                "description": "Needs the `consent:read` scope. The answers come in the order "
+                "of the items, each the one `GET /consent` gives (an unknown list is an answer "
+                "with `status: unknown_list` rather than a 404). More than 1,000 items is a 413.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ConsentBatch")}},
+                },
+                "responses": {
+                    "200": _json("The answers, in order.", _ref("ConsentAnswers")),
+                    "400": BAD_REQUEST,
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "413": TOO_LARGE,
+                    "422": INVALID,
+                    "429": TOO_MANY,
+                },
+            },
+        },
+        "/lists/{slug}/audience": {
+            "get": {
+                "operationId": "listAudience",
+                "summary": "Everyone who may be sent this list now, streamed.",
+                "description": "Needs the `consent:read` scope. One row per recipient, exactly "
+                "those for whom `GET /consent` answers allowed at their deliver-to address, read "
+                "from one snapshot, in contact order. NDJSON by default, CSV with "
+                "`format=csv`. To resume, pass the last row's `contact` as `after`.",
+                "parameters": [
+                    {"name": "slug", "in": "path", "required": True, "schema": _SLUG},
+                    {"name": "format", "in": "query", "schema": {"enum": ["ndjson", "csv"]}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "schema": {"type": "string", "maxLength": 64},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The recipients, one a line (CSV: with a header line).",
+                        "content": {
+                            "application/x-ndjson": {
+                                "schema": {"type": "string"},
+                                "x-item-schema": _ref("Recipient"),
+                            },
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
                     "400": BAD_REQUEST,
                     "401": UNAUTHORIZED,
                     "403": FORBIDDEN,

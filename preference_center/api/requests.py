@@ -116,6 +116,20 @@ class ContactRequest(Body):
     subscriptions: list[SubscriptionRequest] | None = None
 
 
+class ConsentQuery(Body):
+    """One "may I send?" question: an address and a list slug, answered as the GET answers."""
+
+    # Any string the GET would take: an address that is not valid is answered, not refused.
+    email: _text(EMAIL_MAX_LENGTH)
+    list_: Slug = Field(alias="list")
+
+
+class ConsentBatch(Body):
+    """``POST /consent``: up to ``MAX_BATCH`` questions, answered in order."""
+
+    items: Annotated[list[ConsentQuery], Field(min_length=1, max_length=MAX_BATCH)]
+
+
 assert (INVITED, SUBSCRIBED) == ("invited", "subscribed")  # the Literal above
 
 

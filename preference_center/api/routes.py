@@ -13,10 +13,10 @@ import functools
 import hashlib
 import json
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
 
-from .. import consent, feed, may_send, suppression, tokens
+from .. import audience, consent, feed, may_send, suppression, tokens
 from ..consent import BusinessDeclined, ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
@@ -30,12 +30,13 @@ from ..models import (
     MailingList,
     normalise_email,
 )
-from ..sender import contact_with, one_click_headers
+from ..sender import contact_with, feedback_metadata, one_click_headers
 from . import keys as api_keys
 from . import openapi
 from .keys import CONSENT_READ, CONTACTS_WRITE, EVENTS_READ, LINKS
 from .requests import (
     MAX_BATCH,
+    ConsentBatch,
     ContactRequest,
     LinkRequest,
     RequestInvalid,
@@ -204,6 +205,9 @@ def mint_links(items: list) -> list[dict]:
                 headers = one_click_headers(contact, slug)
                 result["unsubscribe_url"] = headers["List-Unsubscribe"][1:-1]
                 result["headers"] = headers
+                # Attach as the ESP's custom args / variables / metadata: its
+                # complaints and unsubscribes then name the list (README, "Senders").
+                result["metadata"] = feedback_metadata(slug)
         results.append(result)
     return results
 
@@ -229,6 +233,54 @@ def consent_check():
     if answer.status == "unknown_list":
         raise ApiError(404, "unknown_list", answer.reason)
     return answer.as_dict()
+
+
+@bp.post("/consent")
+@requires(CONSENT_READ)
+def consent_batch():
+    """Up to 1,000 "may I send?" questions; the answers in the same order, each the GET's."""
+    body = json_body()
+    items = body.get("items")
+    if isinstance(items, list) and len(items) > MAX_BATCH:
+        raise ApiError(413, "batch_too_large", f"At most {MAX_BATCH} items per request.")
+    batch = parsed(ConsentBatch, body)
+    return {"items": [may_send.check(q.email, q.list_).as_dict() for q in batch.items]}
+
+
+# --- GET /lists/<slug>/audience ---------------------------------------------
+
+
+@bp.get("/lists/<slug>/audience")
+@requires(CONSENT_READ)
+def list_audience(slug: str):
+    """Everyone who may be sent this list now: NDJSON (or ?format=csv), streamed."""
+    format_ = request.args.get("format", "ndjson")
+    if format_ not in audience.FORMATS:
+        raise ApiError(400, "bad_format", "'format' must be 'ndjson' or 'csv'.")
+    after = request.args.get("after") or None
+    if after is not None and (len(after) > 64 or "\x00" in after):
+        raise ApiError(400, "bad_cursor", "'after' is the contact of a row the API gave out.")
+    mailing_list = audience.find_list(slug) if "\x00" not in slug else None
+    if mailing_list is None:
+        raise ApiError(404, "unknown_list", f"There is no list {slug!r}.")
+    rows = audience.recipients(mailing_list, after=after)
+    try:
+        # The first row (or the end) is read here, so a bad cursor is still a 400.
+        first = next(rows, None)
+    except audience.BadCursor:
+        raise ApiError(
+            400, "bad_cursor", "'after' is the contact of a row the API gave out."
+        ) from None
+
+    def all_rows():
+        if first is not None:
+            yield first
+            yield from rows
+
+    body = audience.render(format_, all_rows())
+    mimetype = "text/csv" if format_ == "csv" else "application/x-ndjson"
+    db.session.commit()  # end the request's own transaction: the stream has its snapshot
+    return Response(stream_with_context(body), mimetype=mimetype)
 
 
 # --- POST /contacts ---------------------------------------------------------

@@ -165,6 +165,12 @@ def page_context(token: str, contact: Contact, message: str | None = None) -> di
         ),
         "business_routed": contact.business_mail_to_business_address,
         "message": message,
+        # Addresses whose mail bounced: the contact should know why nothing arrives.
+        "undeliverable": [
+            (wording.mask_email(a.email), a.undeliverable_since)
+            for a in contact.addresses
+            if a.undeliverable_since is not None
+        ],
     }
 
 
