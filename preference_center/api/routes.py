@@ -18,10 +18,12 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
 from .. import consent, feed, may_send, suppression, tokens
+from ..addresses import identifies_contact, release_unverified_claim
 from ..consent import ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
 from ..extensions import csrf, db, limiter
+from ..inputs import bounded_id
 from ..models import (
     BUSINESS,
     BUSINESS_DECLINED,
@@ -35,6 +37,7 @@ from ..models import (
     normalise_email,
 )
 from ..sender import contact_with, one_click_headers
+from ..validation import UnsafeText, header_safe_text, is_encodable
 from . import keys as api_keys
 from . import openapi
 from .keys import CONSENT_READ, CONTACTS_WRITE, EVENTS_READ, LINKS
@@ -130,6 +133,8 @@ def text_field(
         raise ApiError(422, "invalid_request", f"'{name}' is longer than {max_length} characters.")
     if "\x00" in value:  # PostgreSQL refuses NUL in text
         raise ApiError(422, "invalid_request", f"'{name}' must not contain NUL characters.")
+    if not is_encodable(value):  # JSON may carry a lone surrogate ("\ud800"); UTF-8 cannot
+        raise ApiError(422, "invalid_request", f"'{name}' is not valid Unicode text.")
     return value.strip()
 
 
@@ -186,7 +191,7 @@ def mint_links(items: list) -> list[dict]:
             db.session.execute(
                 db.select(Address.email, Contact)
                 .join(Contact, Contact.id == Address.contact_id)
-                .where(Address.email.in_(emails), Contact.erased_at.is_(None))
+                .where(Address.email.in_(emails), identifies_contact(), Contact.erased_at.is_(None))
             ).all()
         )
         if emails
@@ -373,6 +378,11 @@ def date_field(data: dict, name: str) -> date | None:
 def write_contact(body: dict) -> tuple[int, dict]:
     email = email_field(body)
     name = text_field(body, "name", required=False)
+    if name is not None:
+        try:
+            name = header_safe_text(name, "'name'")
+        except UnsafeText as error:
+            raise ApiError(422, "invalid_request", str(error)) from None
     wanted = wanted_subscriptions(body.get("subscriptions"))
     if suppression.suppressed_address(email):
         raise ApiError(
@@ -380,21 +390,22 @@ def write_contact(body: dict) -> tuple[int, dict]:
             "suppressed",
             "This address was erased at its owner's request and cannot be added again.",
         )
-    contact = contact_with(email)
-    created = contact is None
-    if created:
-        contact = Contact(name=name)
-        contact.addresses.append(Address(email=normalise_email(email), kind=PERSONAL))
-        db.session.add(contact)
-        db.session.flush()
-    elif name is not None and name != contact.name:
-        contact.name = name
     via = Via(
         channel="api",
         actor=g.caller.actor,
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
+    contact = contact_with(email)
+    created = contact is None
+    if created:
+        release_unverified_claim(email, via)
+        contact = Contact(name=name)
+        contact.addresses.append(Address(email=normalise_email(email), kind=PERSONAL))
+        db.session.add(contact)
+        db.session.flush()
+    elif name is not None and name != contact.name:
+        contact.name = name
     results = []
     for mailing_list, state, provenance in wanted:
         if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
@@ -449,9 +460,10 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text[:1] != "e" or not text[1:].isdigit():
+        after = bounded_id(text[1:]) if text[:1] == "e" else None
+        if after is None and text != "e0":
             raise ValueError(cursor)
-        return int(text[1:])
+        return after or 0
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ApiError(400, "bad_cursor", "This cursor is not one the API gave out.") from None
 
@@ -459,7 +471,8 @@ def decode_cursor(cursor: str | None) -> int:
 def page_size(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    # isdigit() alone accepts "²" and "①", which int() refuses: ASCII digits only.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
         raise ApiError(400, "bad_limit", f"'limit' must be a whole number from 1 to {MAX_PAGE}.")
     return int(value)
 
