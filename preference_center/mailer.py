@@ -168,11 +168,7 @@ def _claim_next() -> OutboxMessage | None:
 
 def _due_exists() -> bool:
     """Is anything due? Asked, then the transaction ended, so nothing stays locked."""
-    due = db.session.execute(
-        db.select(OutboxMessage.id)
-        .where(*_due())
-        .limit(1)
-    ).first()
+    due = db.session.execute(db.select(OutboxMessage.id).where(*_due()).limit(1)).first()
     db.session.rollback()
     return due is not None
 
