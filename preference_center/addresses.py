@@ -9,14 +9,81 @@ is it used. Every change here is a consent event.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from flask import current_app
+from sqlalchemy import or_
 
 from . import mailer, tokens, wording
 from .consent import ConsentError, Via, lock_contact, record
 from .extensions import db
 from .models import BUSINESS, PERSONAL, Address, Contact, Subscription, normalise_email, utcnow
 from .validation import InvalidAddress, email_address
+
+_CHUNK = 500  # addresses per IN (...) query
+
+
+def identifies_contact():
+    """SQL: an address that says whose it is — the address on file, or a verified one.
+
+    A business address nobody has verified belongs to nobody: every lookup by
+    address (API, fresh links, the sender helpers, imports, may-send) uses this.
+    """
+    return or_(Address.kind == PERSONAL, Address.verified_at.is_not(None))
+
+
+def owned_addresses(emails: Iterable[str]) -> dict[str, Address]:
+    """The addresses among ``emails`` (normalised) that identify a contact, by address."""
+    wanted = sorted({normalise_email(email) for email in emails})
+    found: dict[str, Address] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        for address in db.session.execute(
+            db.select(Address).where(Address.email.in_(chunk), identifies_contact())
+        ).scalars():
+            found[address.email] = address
+    return found
+
+
+def contact_by_email(email: str) -> Contact | None:
+    """The (not erased) contact whose address on file or verified address is ``email``."""
+    return db.session.execute(
+        db.select(Contact)
+        .join(Address, Address.contact_id == Contact.id)
+        .where(
+            Address.email == normalise_email(email),
+            identifies_contact(),
+            Contact.erased_at.is_(None),
+        )
+    ).scalar_one_or_none()
+
+
+def release_unverified_claim(email: str, via: Via, *, keep: Contact | None = None) -> bool:
+    """Drop another contact's unverified claim on ``email`` before it is given to its owner.
+
+    Someone may type anyone's address as their business address; until it is
+    verified that claim must not stand in the way of the address's real owner.
+    The claimer's chain records the removal. Returns whether a claim was dropped.
+    """
+    claim = db.session.execute(
+        db.select(Address).filter_by(email=normalise_email(email))
+    ).scalar_one_or_none()
+    if claim is None or claim.verified_at is not None or claim.kind != BUSINESS:
+        return False
+    if keep is not None and claim.contact_id == keep.id:
+        return False
+    claimer = lock_contact(claim.contact)
+    for subscription in claimer.subscriptions:
+        subscription.deliver_to_business = False
+    claimer.addresses.remove(claim)
+    db.session.flush()
+    record(
+        claimer,
+        via,
+        "business_address_removed",
+        detail=f"{wording.mask_email(claim.email)}: never verified, claimed by its owner",
+    )
+    return True
 
 
 def address_fingerprint(email: str) -> str:
@@ -35,7 +102,11 @@ def add_business_address(contact: Contact, email: str, via: Via) -> Address:
         raise ConsentError("That is already the address we write to.")
     taken = db.session.execute(db.select(Address).filter_by(email=email)).scalar_one_or_none()
     if taken is not None and taken.contact_id != contact.id:
-        raise ConsentError("We can't use that address here. Please choose another one.")
+        if taken.kind != BUSINESS or taken.verified_at is not None:
+            # Someone else's address on file, or verified by someone else.
+            raise ConsentError("We can't use that address here. Please choose another one.")
+        # Another contact's unverified claim: it belongs to nobody yet.
+        release_unverified_claim(email, via, keep=contact)
     current = contact.business_address
     if current is not None and current.email == email:
         address = current

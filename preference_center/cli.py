@@ -24,20 +24,19 @@ from . import (
     tokens,
     wording,
 )
+from .addresses import contact_by_email
 from .admin import auth
 from .extensions import db
-from .models import BASES, Address, AdminAction, MailingList, normalise_email
+from .models import BASES, AdminAction, MailingList
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
 
 def contact_for(email: str):
-    address = db.session.execute(
-        db.select(Address).filter_by(email=normalise_email(email))
-    ).scalar_one_or_none()
-    if address is None or address.contact.erased_at is not None:
+    contact = contact_by_email(email)
+    if contact is None:
         raise click.ClickException(f"No contact has the address {email}.")
-    return address.contact
+    return contact
 
 
 @bp.cli.command("demo")
@@ -182,6 +181,33 @@ def create_admin_command(email: str, role: str, password: str):
     )
     db.session.commit()
     click.echo(f"Created {role} {admin.email}. Sign in at /admin/login.")
+
+
+@bp.cli.command("set-admin-password")
+@click.argument("email")
+@click.password_option(
+    help="Asked for twice (hidden); when piped, read from stdin (the same line twice)."
+)
+def set_admin_password_command(email: str, password: str):
+    """Give the admin EMAIL a new password; every session of theirs ends."""
+    admin = auth.find_admin(email)
+    if admin is None:
+        raise click.ClickException(f"No admin has the address {email}.")
+    try:
+        auth.change_password(admin, password)
+    except auth.AdminError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.add(
+        AdminAction(
+            admin_id=admin.id,
+            actor="cli",
+            action="change_password",
+            detail=json.dumps({"email": admin.email}),
+        )
+    )
+    db.session.commit()
+    click.echo(f"New password set for {admin.email}; every session of theirs has ended.")
 
 
 @bp.cli.command("verify-log")

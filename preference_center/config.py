@@ -80,4 +80,14 @@ def from_environment(instance_path: str) -> dict:
         "FEEDBACK_MAX_AGE_SECONDS": _int("FEEDBACK_MAX_AGE_SECONDS", 300),
         # SendGrid batches many events in one request.
         "FEEDBACK_MAX_CONTENT_LENGTH": _int("FEEDBACK_MAX_CONTENT_LENGTH", 1024 * 1024),
+        # How many proxies in front set X-Forwarded-For/-Proto/-Host (0: none, trust nothing).
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # Strict-Transport-Security on every https response.
+        "HSTS": env("HSTS") or "max-age=31536000; includeSubDomains",
+        # Failed admin sign-ins: free tries, then a wait that doubles up to the maximum.
+        "ADMIN_LOGIN_FREE_FAILURES": _int("ADMIN_LOGIN_FREE_FAILURES", 4),
+        "ADMIN_LOGIN_BACKOFF_SECONDS": _int("ADMIN_LOGIN_BACKOFF_SECONDS", 15),
+        "ADMIN_LOGIN_MAX_BACKOFF_SECONDS": _int("ADMIN_LOGIN_MAX_BACKOFF_SECONDS", 900),
+        # Tries before an outbox message is given up on (a 5xx answer gives up at once).
+        "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 12),
     }

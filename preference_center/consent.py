@@ -156,7 +156,25 @@ class Provenance:
             raise ConsentError(f"Basis {self.basis!r} needs the purchase or inquiry date.")
         if state == SUBSCRIBED and not (self.basis and self.evidence.strip()):
             raise ConsentError(EVIDENCE_RULE)
+        problem = basis_date_problem(self.basis, self.basis_date)
+        if problem:
+            raise ConsentError(problem)
         return self
+
+
+def basis_date_problem(
+    basis: str, basis_date: date | None, today: date | None = None
+) -> str | None:
+    """Why ``basis_date`` cannot start implied consent, or None.
+
+    Implied consent runs from a purchase or inquiry that happened: one dated
+    in the future would never expire (and 9999-12-31 has no end date at all).
+    """
+    if basis not in IMPLIED_MONTHS or basis_date is None:
+        return None
+    if basis_date > (today or utcnow().date()):
+        return f"basis_date {basis_date.isoformat()} is in the future"
+    return None
 
 
 def add_months(day: date, months: int) -> date:

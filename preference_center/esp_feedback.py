@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from . import consent
+from .addresses import identifies_contact
 from .consent import Via
 from .extensions import db
 from .models import BUSINESS, Address, Channel, Contact, MailingList, ProviderEvent, normalise_email
@@ -126,7 +127,11 @@ def _find(signal: Signal) -> tuple[Contact | None, Address | None]:
         found = db.session.execute(
             db.select(Contact, Address)
             .join(Address, Address.contact_id == Contact.id)
-            .where(Address.email == normalise_email(signal.email), Contact.erased_at.is_(None))
+            .where(
+                Address.email == normalise_email(signal.email),
+                identifies_contact(),
+                Contact.erased_at.is_(None),
+            )
         ).one_or_none()
         if found is not None:
             return found[0], found[1]

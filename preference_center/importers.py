@@ -21,6 +21,7 @@ from datetime import date
 from typing import IO
 
 from . import consent, validation, wording
+from .addresses import owned_addresses, release_unverified_claim
 from .consent import ConsentError, Provenance, Via
 from .extensions import db
 from .models import (
@@ -33,7 +34,8 @@ from .models import (
     MailingList,
     utcnow,
 )
-from .suppression import CHUNK, suppressed_addresses
+from .suppression import suppressed_addresses
+from .validation import UnsafeText, header_safe_text
 
 PLAIN = "csv"
 LINKEDIN = "linkedin"
@@ -209,8 +211,9 @@ def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
     except ValueError:
         return None, f"basis_date {raw.strip()!r} is not a date (use YYYY-MM-DD)"
     now = utcnow()
-    if day > now.date():
-        return None, f"basis_date {day.isoformat()} is in the future"
+    problem = consent.basis_date_problem(basis, day, now.date())
+    if problem:
+        return None, problem
     expires_at = consent.implied_expiry(basis, day)
     if expires_at is not None and expires_at <= now:
         return None, (
@@ -280,10 +283,15 @@ def read_rows(
                 problems.append(f"{raw_email.strip()!r} is not an email address")
         if date_problem:
             problems.append(date_problem)
+        name = _clean_name(name)
+        try:
+            header_safe_text(name or "", "The name")
+        except UnsafeText as error:
+            problems.append(str(error))
         if problems:
             yield Rejected(line=line, reason="; ".join(problems), values=values)
         else:
-            yield _Row(line, values, email, _clean_name(name), evidence, basis_date)
+            yield _Row(line, values, email, name, evidence, basis_date)
 
 
 def find_list(slug: str) -> MailingList:
@@ -367,15 +375,8 @@ def _check_provenance(
 
 
 def _known_addresses(emails: list[str]) -> dict[str, Address]:
-    """The addresses among ``emails`` that already belong to a contact."""
-    known: dict[str, Address] = {}
-    for start in range(0, len(emails), CHUNK):
-        chunk = emails[start : start + CHUNK]
-        for address in db.session.execute(
-            db.select(Address).where(Address.email.in_(chunk))
-        ).scalars():
-            known[address.email] = address
-    return known
+    """The addresses among ``emails`` that already belong to a contact (verified or on file)."""
+    return owned_addresses(emails)
 
 
 def _import_row(
@@ -392,6 +393,7 @@ def _import_row(
         if contact.erased_at is not None:
             return "suppressed"
     else:
+        release_unverified_claim(row.email, via)
         contact = Contact(name=row.name)
         contact.addresses.append(Address(email=row.email, kind=PERSONAL))
         db.session.add(contact)

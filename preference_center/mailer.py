@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
 BATCH_SIZE = 50
+# A message that failed this many times is given up on (OUTBOX_MAX_ATTEMPTS).
+MAX_ATTEMPTS = 12
 # Headers: one line up to SMTP's 998, so List-Unsubscribe is never folded or encoded.
 _POLICY = SMTP.clone(max_line_length=998)
 # Bodies: quoted-printable lines within RFC 2045's 76 characters.
@@ -116,10 +118,19 @@ def build_message(outbox: OutboxMessage) -> EmailMessage:
     return message
 
 
+def _due():
+    """SQL: not sent, not given up on, and its time has come."""
+    return (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
+        OutboxMessage.next_attempt_at <= utcnow(),
+    )
+
+
 def _claim_next() -> OutboxMessage | None:
     return db.session.execute(
         db.select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= utcnow())
+        .where(*_due())
         .order_by(OutboxMessage.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -128,11 +139,7 @@ def _claim_next() -> OutboxMessage | None:
 
 def _due_exists() -> bool:
     """Is anything due? Asked, then the transaction ended, so nothing stays locked."""
-    due = db.session.execute(
-        db.select(OutboxMessage.id)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= utcnow())
-        .limit(1)
-    ).first()
+    due = db.session.execute(db.select(OutboxMessage.id).where(*_due()).limit(1)).first()
     db.session.rollback()
     return due is not None
 
@@ -196,14 +203,24 @@ def deliver_due(limit: int = BATCH_SIZE) -> tuple[int, int]:
                 continue
             try:
                 message = build_message(outbox)
+            except Exception as error:  # noqa: BLE001 - an unsendable row: never sendable
+                _give_up(outbox, error)
+                postponed += 1
+                db.session.commit()
+                continue
+            try:
                 connection.sendmail(
                     parseaddr(message["From"])[1], [outbox.to_email], message.as_bytes()
                 )
             except Exception as error:  # noqa: BLE001 - any SMTP failure is retried later
-                _postpone(outbox, error)
+                if is_permanent(error):
+                    # The server said no for good; the connection itself is still fine.
+                    _give_up(outbox, error)
+                else:
+                    _postpone(outbox, error)
+                    connection = None
+                    stack.close()
                 postponed += 1
-                connection = None
-                stack.close()
             else:
                 outbox.sent_at = utcnow()
                 outbox.attempts += 1
@@ -213,7 +230,40 @@ def deliver_due(limit: int = BATCH_SIZE) -> tuple[int, int]:
     return sent, postponed
 
 
+def is_permanent(error: Exception) -> bool:
+    """An SMTP answer that retrying cannot change: a 5xx for the recipient or the message."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _text in error.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 500 <= error.smtp_code < 600
+    return False
+
+
+def _give_up(outbox: OutboxMessage, error: Exception) -> None:
+    """Fail the message for good: never retried, listed on the admin dashboard."""
+    outbox.attempts += 1
+    outbox.failed_at = utcnow()
+    outbox.last_error = f"{type(error).__name__}: {error}"[:1000]
+    log.warning("mail %s to outbox row %s failed for good: %s", outbox.kind, outbox.id, error)
+
+
+def failed_messages(limit: int = 50) -> list[OutboxMessage]:
+    """Messages given up on, newest first (the admin dashboard lists them)."""
+    return list(
+        db.session.execute(
+            db.select(OutboxMessage)
+            .where(OutboxMessage.failed_at.is_not(None))
+            .order_by(OutboxMessage.failed_at.desc(), OutboxMessage.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
 def _postpone(outbox: OutboxMessage, error: Exception) -> None:
+    if outbox.attempts + 1 >= current_app.config.get("OUTBOX_MAX_ATTEMPTS", MAX_ATTEMPTS):
+        _give_up(outbox, error)
+        return
     outbox.attempts += 1
     delay = min(timedelta(seconds=15 * 2 ** (outbox.attempts - 1)), MAX_BACKOFF)
     outbox.next_attempt_at = utcnow() + delay

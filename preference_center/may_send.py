@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, false, func, or_
 from sqlalchemy.orm import aliased
 
+from .addresses import identifies_contact
 from .consent import declines_business_mail, effective_state
 from .extensions import db
 from .ledger import format_time
@@ -105,7 +106,7 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     found = db.session.execute(
         db.select(Address, Contact)
         .join(Contact, Contact.id == Address.contact_id)
-        .where(Address.email == normalise_email(email))
+        .where(Address.email == normalise_email(email), identifies_contact())
     ).one_or_none()
     address, contact = found if found is not None else (None, None)
     pair = db.session.execute(

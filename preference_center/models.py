@@ -314,6 +314,8 @@ class OutboxMessage(db.Model):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set when the message failed for good (a permanent refusal, or too many tries).
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ApiKey(db.Model):
@@ -338,6 +340,9 @@ class AdminUser(db.Model):
     role: Mapped[str] = mapped_column(String(16), default="admin")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Part of the id kept in the session cookie; bumped at logout and at a
+    # password change, so every copy of an older session stops working.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     # Flask-Login's user protocol.
     is_authenticated = True
@@ -348,7 +353,20 @@ class AdminUser(db.Model):
         return self.disabled_at is None
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.session_version}"
+
+
+class LoginThrottle(db.Model):
+    """Failed admin logins for one key (an address's hash, or an IP)."""
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # The next attempt for this key waits until then.
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AdminAction(db.Model):

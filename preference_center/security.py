@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 from flask import Flask, abort, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map
 
 from .tokens import InvalidLink
@@ -47,7 +49,13 @@ class RedactTokens(logging.Filter):
         return self.pattern.sub(r"\1[token]", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
+        if isinstance(record.args, Mapping):
+            # gunicorn's access log passes one dict of fields (its own mapping
+            # type, which answers "-" for a missing header): redact in place.
+            for key, value in list(record.args.items()):
+                if isinstance(value, str):
+                    record.args[key] = self.redact(value)
+        elif record.args:
             record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
         record.msg = self.redact(str(record.msg))
         return True
@@ -60,7 +68,8 @@ def add_headers(response):
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if request.scheme == "https":
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # Behind a TLS proxy the scheme is https only with TRUSTED_PROXIES set.
+        headers.setdefault("Strict-Transport-Security", current_app.config["HSTS"])
     if not request.path.startswith("/static/"):
         # Token pages must not be cached, indexed or leak through Referer.
         headers.setdefault("Cache-Control", "no-store")
@@ -121,7 +130,19 @@ def refuse_nul_characters():
     return None
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` proxies, take the client's IP and scheme from their headers.
+
+    Only as many X-Forwarded-* hops as there are proxies are believed, so a
+    client cannot pick its own IP (rate limits, the consent log) or scheme.
+    """
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
 def init_app(app: Flask) -> None:
+    trust_proxies(app)
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
     app.before_request(refuse_nul_characters)
     app.before_request(refuse_cross_origin_posts)

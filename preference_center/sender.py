@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 
 from . import tokens
+from .addresses import contact_by_email
 from .extensions import db
-from .models import Address, Contact, MailingList, normalise_email
+from .models import Contact, MailingList
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 # The custom argument / user variable / metadata key the feedback webhooks read.
@@ -38,13 +39,8 @@ def one_click_headers(contact: Contact, list_slug: str) -> dict[str, str]:
 
 
 def contact_with(email: str) -> Contact | None:
-    """The (not erased) contact who owns ``email``."""
-    contact = db.session.execute(
-        db.select(Contact)
-        .join(Address)
-        .where(Address.email == normalise_email(email), Contact.erased_at.is_(None))
-    ).scalar_one_or_none()
-    return contact
+    """The (not erased) contact who owns ``email`` (an unverified address: nobody)."""
+    return contact_by_email(email)
 
 
 def feedback_metadata(list_slug: str) -> dict[str, str]:

@@ -1,12 +1,16 @@
-"""The one email-address check, for every door: importer, API, forms, admin, CLI.
+"""What may come in from outside, checked once for every door.
 
-``email-validator`` decides what an address is (syntax only: no DNS lookups,
-so a test or an offline server answers the same). Addresses are kept in one
-form, trimmed, lower-cased and with an ASCII (IDNA) domain, so one mailbox is
-one row whichever door it came through.
+``email_address`` is the one email-address check (importer, API, forms, admin,
+CLI): ``email-validator`` decides what an address is (syntax only: no DNS
+lookups, so a test or an offline server answers the same), and addresses are
+kept in one form, trimmed, lower-cased and with an ASCII (IDNA) domain, so one
+mailbox is one row whichever door it came through. ``header_safe_text`` keeps
+names and list names that end up in mail headers to one printable line.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -41,3 +45,32 @@ def email_address(text: object) -> str:
     except EmailNotValidError as error:
         raise InvalidAddress(f"This is not an email address: {error}") from None
     return normalise_email(checked.ascii_email or checked.normalized)
+
+
+# Control characters (CR, LF, TAB, NUL, C1 such as NEL), line and paragraph
+# separators, and lone surrogates (which no UTF-8 encoder accepts).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+class UnsafeText(ValueError):
+    """Text that cannot go into a mail header; the message says which field."""
+
+
+def is_encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON can carry a lone ``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def header_safe_text(text: str, what: str = "This field") -> str:
+    """``text`` stripped, if it is one printable line; raises ``UnsafeText`` otherwise.
+
+    A name with CR/LF would split a header of every message that names it
+    (Subject, List-Id, To), and each of those messages would fail.
+    """
+    if any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in text):
+        raise UnsafeText(f"{what} must be one line of text, without control characters.")
+    return text.strip()

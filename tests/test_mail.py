@@ -281,7 +281,7 @@ def test_mail_queued_in_a_transaction_that_rolls_back_is_never_sent(make, smtp, 
     assert smtp.messages == []
 
 
-def test_a_refused_recipient_is_retried_later_and_the_rest_still_go(make, smtp, insights):
+def test_a_refused_recipient_fails_for_good_and_the_rest_still_go(make, smtp, insights):
     for email in ("refused@example.com", "pat@example.com"):
         consent.opt_in(make.contact(email), insights, PAGE, evidence="ticked")
     db.session.commit()
@@ -290,10 +290,11 @@ def test_a_refused_recipient_is_retried_later_and_the_rest_still_go(make, smtp, 
 
     assert [m.rcpt_tos for m in smtp.messages] == [["pat@example.com"]]
     refused, delivered = outbox()
+    # A 550 is the server's final word: no retry (issue 17, #8).
     assert (refused.sent_at, refused.attempts) == (None, 1)
-    assert "550" in refused.last_error
-    assert refused.next_attempt_at > utcnow()
+    assert refused.failed_at is not None and "550" in refused.last_error
     assert delivered.sent_at is not None
+    assert mailer.deliver_due() == (0, 0)
 
 
 def test_a_server_that_never_answers_times_out(app, make, insights):

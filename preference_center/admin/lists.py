@@ -17,6 +17,7 @@ from ..models import (
     Subscription,
     utcnow,
 )
+from ..validation import UnsafeText, header_safe_text
 from . import bp, invalid, record_action
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -51,6 +52,12 @@ def promise_from_form() -> dict[str, str]:
 def promise_problem(promise: dict[str, str]) -> str | None:
     if not promise["name"]:
         return "A list needs a name."
+    try:
+        # The name goes into the Subject and List-Id of every message of the list.
+        header_safe_text(promise["name"], "The name")
+        header_safe_text(promise["frequency"], "The frequency")
+    except UnsafeText as error:
+        return str(error)
     if len(promise["name"]) > 200 or len(promise["frequency"]) > 200:
         return "The name and the frequency can have at most 200 characters."
     if not promise["description"]:

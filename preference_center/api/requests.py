@@ -24,7 +24,7 @@ from pydantic import (
 
 from ..models import BASES, INVITED, SUBSCRIBED
 from ..validation import MAX_LENGTH as EMAIL_MAX_LENGTH
-from ..validation import InvalidAddress, email_address
+from ..validation import InvalidAddress, email_address, is_encodable
 
 MAX_BATCH = 1000
 TEXT_MAX = 200
@@ -36,6 +36,8 @@ EVIDENCE_MAX = 2000
 def _no_nul(value: str) -> str:
     if "\x00" in value:  # PostgreSQL refuses NUL in text
         raise ValueError("nul")
+    if not is_encodable(value):  # JSON may carry a lone surrogate ("\ud800"); UTF-8 cannot
+        raise ValueError("surrogate")
     return value
 
 
@@ -168,6 +170,9 @@ def _first(error: ValidationError) -> RequestInvalid:
     if kind == "value_error" and str(ctx.get("error")) == "nul":
         code = "invalid_email" if name == "email" else "invalid_request"
         return RequestInvalid(code, f"'{name}' must not contain NUL characters.")
+    if kind == "value_error" and str(ctx.get("error")) == "surrogate":
+        code = "invalid_email" if name == "email" else "invalid_request"
+        return RequestInvalid(code, f"'{name}' is not valid Unicode text.")
     if name == "email":
         if kind == "value_error":
             return RequestInvalid("invalid_email", str(ctx.get("error")))

@@ -17,10 +17,12 @@ from flask import Blueprint, Response, current_app, g, request, stream_with_cont
 from sqlalchemy.exc import IntegrityError
 
 from .. import audience, consent, feed, may_send, suppression, tokens
+from ..addresses import identifies_contact, release_unverified_claim
 from ..consent import BusinessDeclined, ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
 from ..extensions import csrf, db, limiter
+from ..inputs import bounded_id
 from ..models import (
     PERSONAL,
     Address,
@@ -31,6 +33,7 @@ from ..models import (
     normalise_email,
 )
 from ..sender import contact_with, feedback_metadata, one_click_headers
+from ..validation import UnsafeText, header_safe_text
 from . import keys as api_keys
 from . import openapi
 from .keys import CONSENT_READ, CONTACTS_WRITE, EVENTS_READ, LINKS
@@ -171,7 +174,7 @@ def mint_links(items: list) -> list[dict]:
             db.session.execute(
                 db.select(Address.email, Contact)
                 .join(Contact, Contact.id == Address.contact_id)
-                .where(Address.email.in_(emails), Contact.erased_at.is_(None))
+                .where(Address.email.in_(emails), identifies_contact(), Contact.erased_at.is_(None))
             ).all()
         )
         if emails
@@ -384,7 +387,10 @@ def write_contact(body: dict) -> tuple[int, dict]:
     request_body = parsed(ContactRequest, body)
     email, name = request_body.email, request_body.name
     if name is not None:
-        name = name.strip()
+        try:
+            name = header_safe_text(name, "'name'")
+        except UnsafeText as error:
+            raise ApiError(422, "invalid_request", str(error)) from None
     wanted = wanted_subscriptions(request_body.subscriptions or [])
     if suppression.suppressed_address(email):
         raise ApiError(
@@ -392,21 +398,22 @@ def write_contact(body: dict) -> tuple[int, dict]:
             "suppressed",
             "This address was erased at its owner's request and cannot be added again.",
         )
-    contact = contact_with(email)
-    created = contact is None
-    if created:
-        contact = Contact(name=name)
-        contact.addresses.append(Address(email=normalise_email(email), kind=PERSONAL))
-        db.session.add(contact)
-        db.session.flush()
-    elif name is not None and name != contact.name:
-        contact.name = name
     via = Via(
         channel=Channel.API,
         actor=g.caller.actor,
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
+    contact = contact_with(email)
+    created = contact is None
+    if created:
+        release_unverified_claim(email, via)
+        contact = Contact(name=name)
+        contact.addresses.append(Address(email=normalise_email(email), kind=PERSONAL))
+        db.session.add(contact)
+        db.session.flush()
+    elif name is not None and name != contact.name:
+        contact.name = name
     results = []
     for mailing_list, state, provenance in wanted:
         try:
@@ -454,9 +461,10 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text[:1] != "e" or not text[1:].isdigit():
+        after = bounded_id(text[1:]) if text[:1] == "e" else None
+        if after is None and text != "e0":
             raise ValueError(cursor)
-        return int(text[1:])
+        return after or 0
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ApiError(400, "bad_cursor", "This cursor is not one the API gave out.") from None
 
@@ -464,7 +472,8 @@ def decode_cursor(cursor: str | None) -> int:
 def page_size(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    # isdigit() alone accepts "²" and "①", which int() refuses: ASCII digits only.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
         raise ApiError(400, "bad_limit", f"'limit' must be a whole number from 1 to {MAX_PAGE}.")
     return int(value)
 

@@ -38,13 +38,13 @@ def target(token: str) -> tuple[tokens.LinkClaims, MailingList, Subscription | N
     return claims, mailing_list, consent.find_subscription(claims.contact, mailing_list)
 
 
-def preferences_link(claims: tokens.LinkClaims) -> str:
-    """A manage link, unless the contact revoked the links issued with this one."""
-    contact = claims.contact
-    if claims.version != contact.token_version:
-        # The page where a contact asks for a fresh link by email (PRODUCT.md: GET /p).
-        return tokens.public_url("fresh_link.form")
-    return tokens.manage_url(contact)
+def preferences_link(_claims: tokens.LinkClaims) -> str:
+    """Where "see all your preferences" goes: the page that emails a fresh manage link.
+
+    Never a manage link itself: a one-click link lives 400 days, a manage link
+    far less, so a one-click link must not open the full page (issue 17, #4).
+    """
+    return tokens.public_url("fresh_link.form")
 
 
 def respond(html: str, status: int = 200):
