@@ -8,7 +8,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 from flask import Flask
 
-from . import config, database, errors, security
+from . import config, database, errors, jurisdictions, security
 from .extensions import csrf, db, htmx, limiter, login_manager, mail, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_pyfile("config.py", silent=True)
     if test_config:
         app.config.from_mapping(test_config)
+    if app.config.get("DEFAULT_JURISDICTION"):
+        # Refused at start-up: a typo would silently change which rules apply.
+        app.config["DEFAULT_JURISDICTION"] = jurisdictions.parse(
+            app.config["DEFAULT_JURISDICTION"]
+        )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

@@ -36,7 +36,7 @@ LISTS = [
 DEMO_VIA = Via(channel="import", actor="demo loader")
 
 
-def ensure_list(**fields: str) -> MailingList:
+def ensure_list(**fields: str | bool) -> MailingList:
     """Create a list with its first notice version, unless it exists."""
     mailing_list = db.session.execute(
         db.select(MailingList).filter_by(slug=fields["slug"])
@@ -52,6 +52,8 @@ def ensure_list(**fields: str) -> MailingList:
                 name=mailing_list.name,
                 description=mailing_list.description,
                 frequency=mailing_list.frequency,
+                role_relevant=bool(mailing_list.role_relevant),
+                similar_products=bool(mailing_list.similar_products),
             )
         )
     return mailing_list

@@ -6,7 +6,10 @@ effect of an import, and never repeated: ``invited_at`` records that it went.
 
 from __future__ import annotations
 
-from . import mailer
+from collections import Counter
+from dataclasses import dataclass, field
+
+from . import consent, mailer
 from .extensions import db
 from .models import BUSINESS, BUSINESS_DECLINED, INVITED, MailingList, Subscription
 from .suppression import suppressed_address
@@ -26,11 +29,29 @@ def may_invite(subscription: Subscription) -> bool:
     return address is not None and not suppressed_address(address)
 
 
-def send_invitations(mailing_list: MailingList) -> int:
-    """Queue one invitation to each invited contact of the list not yet asked.
+@dataclass
+class InvitationRun:
+    """What ``send_invitations`` did: how many it queued, and who it skipped under which rule."""
 
-    Returns how many were queued; the caller commits. Rows are claimed with
-    FOR UPDATE SKIP LOCKED, so two runs at once never invite anyone twice.
+    queued: int = 0
+    # The rule (as ``consent.invitation_refusal`` words it) → how many contacts.
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def ask_in_person(subscription: Subscription) -> str | None:
+    """The rule that forbids inviting this subscription by email, if one does."""
+    address = mailer.delivery_address(subscription)
+    return consent.invitation_refusal(subscription, address) if address else None
+
+
+def send_invitations(mailing_list: MailingList) -> InvitationRun:
+    """Queue one invitation to each invited contact of the list not yet asked,
+    where an emailed invitation is lawful for that contact.
+
+    Returns what was queued and what was skipped by which rule; the caller
+    commits. Rows are claimed with FOR UPDATE SKIP LOCKED, so two runs at once
+    never invite anyone twice. A skipped contact stays invited and un-asked:
+    the admin sees them as "ask in person".
     """
     due = db.session.execute(
         db.select(Subscription)
@@ -42,9 +63,14 @@ def send_invitations(mailing_list: MailingList) -> int:
         .order_by(Subscription.id)
         .with_for_update(skip_locked=True)
     ).scalars()
-    queued = 0
+    run = InvitationRun()
     for subscription in list(due):
-        if may_invite(subscription):
-            mailer.queue_invitation(subscription)
-            queued += 1
-    return queued
+        if not may_invite(subscription):
+            continue
+        refusal = ask_in_person(subscription)
+        if refusal is not None:
+            run.skipped[refusal] += 1
+            continue
+        mailer.queue_invitation(subscription)
+        run.queued += 1
+    return run
