@@ -30,9 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     if app.config.get("DEFAULT_JURISDICTION"):
         # Refused at start-up: a typo would silently change which rules apply.
-        app.config["DEFAULT_JURISDICTION"] = jurisdictions.parse(
-            app.config["DEFAULT_JURISDICTION"]
-        )
+        app.config["DEFAULT_JURISDICTION"] = jurisdictions.parse(app.config["DEFAULT_JURISDICTION"])
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

@@ -245,9 +245,12 @@ def import_contacts_command(
 ):
     """Import contacts from a CSV FILE with provenance.
 
-    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD, for
-    implied bases). A LinkedIn Connections.csv is recognised by its header row
-    and only ever invites (--basis none). All or nothing unless --skip-invalid.
+    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD: the
+    purchase, inquiry, donation, capture or sale date of a dated basis),
+    jurisdiction (ISO 3166-1 alpha-2), subscriber_type (individual or
+    corporate), relationship_ended_on (YYYY-MM-DD, CASL s.10(14)). A LinkedIn
+    Connections.csv is recognised by its header row and only ever invites
+    (--basis none). All or nothing unless --skip-invalid.
     """
     if rejected_path is not None and not skip_invalid:
         raise click.UsageError("--rejected only applies with --skip-invalid.")
@@ -380,11 +383,7 @@ def edit_list_command(slug: str, role_relevant: bool | None, similar_products: b
         )
     )
     db.session.commit()
-    flags = [
-        name.replace("_", "-")
-        for name in list_notices.FLAGS
-        if getattr(mailing_list, name)
-    ]
+    flags = [name.replace("_", "-") for name in list_notices.FLAGS if getattr(mailing_list, name)]
     click.echo(
         f"Saved {slug} as notice version {mailing_list.notice_version} "
         f"(flags: {', '.join(flags) or 'none'})."
@@ -402,7 +401,7 @@ def dkim_record_command():
         name, value = dkim_signing.dns_record()
     except dkim_signing.DkimError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{name}. IN TXT \"{value}\"")
+    click.echo(f'{name}. IN TXT "{value}"')
 
 
 @bp.cli.command("check-identification")

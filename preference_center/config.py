@@ -28,7 +28,7 @@ def _int(name: str, default: int) -> int:
 
 # Who the demo organisation is; used only while ORGANISATION_NAME is the demo's.
 DEMO_ORGANISATION = "Harbor Financial"
-DEMO_ADDRESS = "Harbor Financial, 100 Harbor Street, Suite 400, Portland, ME 04101, USA"
+DEMO_ADDRESS = "100 Harbor Street, Suite 400, Portland, ME 04101, USA"
 DEMO_CONTACT = "+1 207 555 0100 · hello@harbor.example · https://harbor.example"
 
 

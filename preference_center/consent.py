@@ -44,8 +44,8 @@ IMPLIED_MONTHS = {"implied_purchase": 24, "implied_inquiry": 6, "implied_nonbusi
 ONGOING_BASES = frozenset({"implied_purchase", "implied_nonbusiness"})
 # Bases resting on one dated fact (``basis_date``), and what that date is.
 DATED_BASES = {
-    "implied_purchase": "the purchase date",
-    "implied_inquiry": "the inquiry date",
+    "implied_purchase": "the purchase or inquiry date",
+    "implied_inquiry": "the purchase or inquiry date",
     "implied_nonbusiness": "the date of the donation, volunteering or membership",
     "conspicuous_publication": "the date the published address was captured",
     "soft_opt_in": "the date of the sale or negotiation",

@@ -96,8 +96,10 @@ def sign(raw: bytes, present_headers: list[str]) -> bytes:
 
 def dns_record() -> tuple[str, str]:
     """The TXT record to publish: its name and its value (the public key)."""
-    public = private_key().public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    public = (
+        private_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     name = f"{current_app.config['DKIM_SELECTOR']}._domainkey.{current_app.config['DKIM_DOMAIN']}"
     return name, f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode('ascii')}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import IO
 
-from . import consent, wording
+from . import consent, jurisdictions, wording
 from .consent import ConsentError, Provenance, Via
 from .extensions import db
 from .models import (
@@ -38,7 +38,15 @@ from .suppression import CHUNK, suppressed_addresses
 
 PLAIN = "csv"
 LINKEDIN = "linkedin"
-PLAIN_COLUMNS = ("email", "name", "evidence", "basis_date")
+PLAIN_COLUMNS = (
+    "email",
+    "name",
+    "evidence",
+    "basis_date",
+    "jurisdiction",
+    "subscriber_type",
+    "relationship_ended_on",
+)
 # LinkedIn's header is First Name,Last Name,URL,Email Address,Company,Position,Connected On;
 # these columns make a header row LinkedIn's, whatever else it grows.
 LINKEDIN_REQUIRED = frozenset({"first name", "last name", "email address", "connected on"})
@@ -141,6 +149,10 @@ class _Row:
     name: str | None
     evidence: str
     basis_date: date | None
+    # Blank cells are None: the contact's stored value (or the default) applies.
+    jurisdiction: str | None = None
+    subscriber_type: str | None = None
+    relationship_ended_on: date | None = None
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -196,7 +208,8 @@ def detect(text: str) -> tuple[str, str, int, list[str]]:
             return PLAIN, delimiter, line, values
     raise ImportRefused(
         f"No 'email' column in the header row (line {first[0]}: {', '.join(first[1])}). "
-        "The first row must name the columns: email (required), name, evidence, basis_date. "
+        "The first row must name the columns: email (required), name, evidence, basis_date, "
+        "jurisdiction, subscriber_type, relationship_ended_on. "
         "A LinkedIn Connections.csv is recognised by its own header row."
     )
 
@@ -215,8 +228,9 @@ def valid_email(email: str) -> bool:
 
 
 def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
-    """The purchase or inquiry date of an implied basis, or why it is unusable."""
-    if basis not in consent.IMPLIED_MONTHS:
+    """The dated fact of a basis (purchase, inquiry, donation, capture, sale), or why it
+    is unusable."""
+    if basis not in consent.DATED_BASES:
         return None, None
     if not raw.strip():
         return None, f"basis_date is required for {basis} (the date, as YYYY-MM-DD)"
@@ -255,10 +269,10 @@ def read_rows(
     columns: dict[str, int] = {}
     for index, name in enumerate(_names(header)):
         columns.setdefault(name, index)
-    if kind == PLAIN and options.basis in consent.IMPLIED_MONTHS and "basis_date" not in columns:
+    if kind == PLAIN and options.basis in consent.DATED_BASES and "basis_date" not in columns:
         raise ImportRefused(
-            f"Basis {options.basis} needs a basis_date column: the date of the purchase or "
-            "inquiry each row's consent comes from (YYYY-MM-DD)."
+            f"Basis {options.basis} needs a basis_date column: "
+            f"{consent.DATED_BASES[options.basis]} of each row (YYYY-MM-DD)."
         )
     for line, values in records(text, delimiter):
         if line <= header_line:
@@ -285,8 +299,9 @@ def read_rows(
             basis_date, date_problem = parse_basis_date(
                 _cell(values, columns, "basis_date"), options.basis
             )
+        law, law_problems = _law_cells(values, columns)
         email = normalise_email(raw_email)
-        problems = []
+        problems = list(law_problems)
         if not email:
             problems.append("no email address")
         elif not valid_email(email):
@@ -296,7 +311,30 @@ def read_rows(
         if problems:
             yield Rejected(line=line, reason="; ".join(problems), values=values)
         else:
-            yield _Row(line, values, email, _clean_name(name), evidence, basis_date)
+            yield _Row(line, values, email, _clean_name(name), evidence, basis_date, **law)
+
+
+def _law_cells(values: list[str], columns: dict[str, int]) -> tuple[dict, list[str]]:
+    """The row's jurisdiction, subscriber_type and relationship_ended_on, and their problems."""
+    found: dict = {}
+    problems: list[str] = []
+    try:
+        found["jurisdiction"] = jurisdictions.parse(_cell(values, columns, "jurisdiction"))
+    except jurisdictions.JurisdictionError as error:
+        problems.append(f"jurisdiction: {error}")
+    try:
+        found["subscriber_type"] = jurisdictions.parse_subscriber_type(
+            _cell(values, columns, "subscriber_type")
+        )
+    except jurisdictions.JurisdictionError as error:
+        problems.append(str(error))
+    raw = _cell(values, columns, "relationship_ended_on").strip()
+    if raw:
+        try:
+            found["relationship_ended_on"] = date.fromisoformat(raw)
+        except ValueError:
+            problems.append(f"relationship_ended_on {raw!r} is not a date (use YYYY-MM-DD)")
+    return found, problems
 
 
 def find_list(slug: str) -> MailingList:
@@ -343,17 +381,33 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
     emails = [row.email for row in rows]
     erased = suppressed_addresses(emails)
     known = _known_addresses(emails)
+    provenances: list[tuple[_Row, Provenance]] = []
     for row in rows:
-        if row.email in erased:
-            summary.suppressed += 1
-            continue
         provenance = Provenance(
             source=source,
             added_by=options.added_by,
             basis=options.basis,
             evidence=row.evidence,
             basis_date=row.basis_date,
+            relationship_ended_on=row.relationship_ended_on,
         )
+        # The rules for this row's jurisdiction, before anything is written.
+        address = known.get(row.email)
+        stored = address.contact.jurisdiction if address is not None else None
+        jurisdiction = jurisdictions.effective(row.jurisdiction or stored)
+        try:
+            provenance.checked(mailing_list, state, jurisdiction)
+        except ConsentError as error:
+            summary.rejected.append(Rejected(line=row.line, reason=str(error), values=row.values))
+            continue
+        provenances.append((row, provenance))
+    summary.rejected.sort(key=lambda rejected: rejected.line)
+    if summary.rejected and not options.skip_invalid:
+        raise InvalidRows(summary)
+    for row, provenance in provenances:
+        if row.email in erased:
+            summary.suppressed += 1
+            continue
         outcome = _import_row(row, known.get(row.email), mailing_list, state, provenance, via)
         if outcome in ("created", "updated") and state == INVITED:
             outcome = "invited"
@@ -368,12 +422,17 @@ def _check_provenance(
     mailing_list: MailingList, state: str, source: str, options: ImportOptions
 ) -> None:
     """The consent rules for the whole file, before any row is written."""
-    # A stand-in date lets the rules check everything but the rows' own dates.
-    stand_in = utcnow().date() if options.basis in consent.IMPLIED_MONTHS else None
+    # A stand-in date and URL let the rules check everything but the rows' own cells
+    # (their dates, evidence and jurisdictions are checked row by row).
+    stand_in = utcnow().date() if options.basis in consent.DATED_BASES else None
     try:
-        Provenance(source, options.added_by, options.basis, basis_date=stand_in).checked(
-            mailing_list, state
-        )
+        Provenance(
+            source,
+            options.added_by,
+            options.basis,
+            evidence="https://stand-in.example/ (each row's own evidence is checked)",
+            basis_date=stand_in,
+        ).checked(mailing_list, state)
     except ConsentError as error:
         raise ImportRefused(str(error)) from None
 
@@ -406,10 +465,18 @@ def _import_row(
         if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
             return "suppressed"
     else:
-        contact = Contact(name=row.name)
-        contact.addresses.append(Address(email=row.email, kind=PERSONAL))
+        contact = Contact(name=row.name, jurisdiction=row.jurisdiction)
+        contact.addresses.append(
+            Address(email=row.email, kind=PERSONAL, subscriber_type=row.subscriber_type)
+        )
         db.session.add(contact)
         db.session.flush()
+        address = contact.addresses[0]
+    # A cell that is filled in updates what is known (and is logged); a blank one keeps it.
+    if row.jurisdiction is not None:
+        consent.set_jurisdiction(contact, row.jurisdiction, via)
+    if row.subscriber_type is not None:
+        consent.set_subscriber_type(address, row.subscriber_type, via)
     _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
     return outcome
 

@@ -29,7 +29,8 @@ def revise(mailing_list: MailingList, **changes: Any) -> list[str]:
     changed = [
         name
         for name in PROMISE
-        if name in changes and changes[name] is not None
+        if name in changes
+        and changes[name] is not None
         and getattr(mailing_list, name) != changes[name]
     ]
     if not changed:

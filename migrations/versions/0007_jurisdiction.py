@@ -48,9 +48,8 @@ KEPT_AFTER = (*KEPT_BEFORE, "jurisdiction")
 
 def _sqlite_update_trigger(kept):
     op.execute("DROP TRIGGER consent_events_no_update")
-    condition = " AND ".join(
-        [f"NEW.{name} IS NULL" for name in ERASABLE] + [f"NEW.{name} IS OLD.{name}" for name in kept]
-    )
+    nulled = [f"NEW.{name} IS NULL" for name in ERASABLE]
+    condition = " AND ".join(nulled + [f"NEW.{name} IS OLD.{name}" for name in kept])
     op.execute(
         "CREATE TRIGGER consent_events_no_update BEFORE UPDATE ON consent_events "
         f"WHEN NOT ({condition}) BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END"

@@ -110,7 +110,15 @@ SCHEMAS = {
     },
     "Answer": {
         "type": "object",
-        "required": ["allowed", "status", "basis", "reason", "deliver_to", "expires_at"],
+        "required": [
+            "allowed",
+            "status",
+            "basis",
+            "reason",
+            "deliver_to",
+            "expires_at",
+            "jurisdiction",
+        ],
         "properties": {
             "allowed": {"type": "boolean"},
             "status": {
@@ -119,9 +127,14 @@ SCHEMAS = {
                 "not_subscribed, business_declined, wrong_address or unknown.",
             },
             "basis": _nullable("string"),
-            "reason": {"type": "string"},
+            "reason": {"type": "string", "description": "A refusal names the rule."},
             "deliver_to": _nullable("string"),
             "expires_at": _nullable("string", format="date-time"),
+            "jurisdiction": {
+                **_nullable("string"),
+                "description": "ISO 3166-1 alpha-2 (the contact's, else DEFAULT_JURISDICTION); "
+                "null when unknown.",
+            },
         },
     },
     "SubscriptionRequest": {
@@ -134,7 +147,15 @@ SCHEMAS = {
             "added_by": {**_TEXT, "example": "Dana Reyes"},
             "basis": {"enum": list(BASES)},
             "evidence": {"type": ["string", "null"], "maxLength": 2000},
-            "basis_date": _nullable("string", format="date"),
+            "basis_date": {
+                **_nullable("string", format="date"),
+                "description": "The purchase, inquiry, donation, capture or sale date.",
+            },
+            "relationship_ended_on": {
+                **_nullable("string", format="date"),
+                "description": "CASL s.10(14): the end of an ongoing relationship, which "
+                "starts the 2-year clock (implied_purchase, implied_nonbusiness).",
+            },
         },
     },
     "ContactRequest": {
@@ -143,6 +164,12 @@ SCHEMAS = {
         "properties": {
             "email": _EMAIL,
             "name": {"type": ["string", "null"], "maxLength": 200},
+            "jurisdiction": {
+                "type": ["string", "null"],
+                "pattern": "^[A-Za-z]{2}$",
+                "description": "ISO 3166-1 alpha-2 country code, e.g. US, CA, GB, DE.",
+            },
+            "subscriber_type": {"enum": ["individual", "corporate", None]},
             "subscriptions": {"type": "array", "items": _ref("SubscriptionRequest")},
         },
     },
@@ -207,6 +234,7 @@ SCHEMAS = {
             "actor": {"type": "string"},
             "occurred_at": {"type": "string", "format": "date-time"},
             "notice_version": _nullable("integer"),
+            "jurisdiction": _nullable("string"),
             "evidence": _nullable("string"),
             "request_id": {"type": "string"},
             "personal_digest": {

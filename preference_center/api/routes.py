@@ -17,7 +17,7 @@ from datetime import date
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
-from .. import consent, feed, may_send, suppression, tokens
+from .. import consent, feed, jurisdictions, may_send, suppression, tokens
 from ..consent import ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
@@ -312,8 +312,13 @@ def is_networking_source(source: str) -> bool:
     return any(word in lowered for word in NETWORKING_WORDS)
 
 
-def wanted_subscriptions(specs: object) -> list[tuple[MailingList, str, Provenance]]:
-    """Validate every requested subscription before anything is written."""
+def wanted_subscriptions(
+    specs: object, jurisdiction: str | None = None
+) -> list[tuple[MailingList, str, Provenance]]:
+    """Validate every requested subscription before anything is written.
+
+    ``jurisdiction`` is the contact's effective one, for the rules that depend on it.
+    """
     if specs is None:
         return []
     if not isinstance(specs, list):
@@ -344,6 +349,7 @@ def wanted_subscriptions(specs: object) -> list[tuple[MailingList, str, Provenan
             basis=text_field(spec, "basis", max_length=32),
             evidence=text_field(spec, "evidence", required=False, max_length=2000) or "",
             basis_date=date_field(spec, "basis_date"),
+            relationship_ended_on=date_field(spec, "relationship_ended_on"),
         )
         if is_networking_source(provenance.source) and state != INVITED:
             raise ApiError(
@@ -353,7 +359,7 @@ def wanted_subscriptions(specs: object) -> list[tuple[MailingList, str, Provenan
                 "invited: a connection is not consent.",
             )
         try:
-            provenance.checked(mailing_list, state)
+            provenance.checked(mailing_list, state, jurisdiction)
         except ConsentError as error:
             raise ApiError(422, "provenance", str(error)) from None
         wanted.append((mailing_list, state, provenance))
@@ -370,21 +376,45 @@ def date_field(data: dict, name: str) -> date | None:
         raise ApiError(422, "invalid_request", f"'{name}' must be a date (YYYY-MM-DD).") from None
 
 
+def law_fields(body: dict) -> tuple[str | None, str | None]:
+    """The body's ``jurisdiction`` and ``subscriber_type`` (``None`` when not given)."""
+    values = []
+    for name, parse in (
+        ("jurisdiction", jurisdictions.parse),
+        ("subscriber_type", jurisdictions.parse_subscriber_type),
+    ):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ApiError(422, "invalid_request", f"'{name}' must be a string.")
+        try:
+            values.append(parse(value))
+        except jurisdictions.JurisdictionError as error:
+            raise ApiError(422, "invalid_request", str(error)) from None
+    return values[0], values[1]
+
+
 def write_contact(body: dict) -> tuple[int, dict]:
     email = email_field(body)
     name = text_field(body, "name", required=False)
-    wanted = wanted_subscriptions(body.get("subscriptions"))
+    jurisdiction, subscriber_type = law_fields(body)
+    existing = contact_with(email)
+    stored = existing.jurisdiction if existing is not None else None
+    wanted = wanted_subscriptions(
+        body.get("subscriptions"), jurisdictions.effective(jurisdiction or stored)
+    )
     if suppression.suppressed_address(email):
         raise ApiError(
             409,
             "suppressed",
             "This address was erased at its owner's request and cannot be added again.",
         )
-    contact = contact_with(email)
+    contact = existing
     created = contact is None
     if created:
-        contact = Contact(name=name)
-        contact.addresses.append(Address(email=normalise_email(email), kind=PERSONAL))
+        contact = Contact(name=name, jurisdiction=jurisdiction)
+        contact.addresses.append(
+            Address(email=normalise_email(email), kind=PERSONAL, subscriber_type=subscriber_type)
+        )
         db.session.add(contact)
         db.session.flush()
     elif name is not None and name != contact.name:
@@ -395,6 +425,11 @@ def write_contact(body: dict) -> tuple[int, dict]:
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
+    if jurisdiction is not None:
+        consent.set_jurisdiction(contact, jurisdiction, via)
+    if subscriber_type is not None:
+        address = next(a for a in contact.addresses if a.email == normalise_email(email))
+        consent.set_subscriber_type(address, subscriber_type, via)
     results = []
     for mailing_list, state, provenance in wanted:
         if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
