@@ -227,7 +227,9 @@ def valid_email(email: str) -> bool:
     )
 
 
-def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
+def parse_basis_date(
+    raw: str, basis: str, relationship_ended_on: date | None = None
+) -> tuple[date | None, str | None]:
     """The dated fact of a basis (purchase, inquiry, donation, capture, sale), or why it
     is unusable."""
     if basis not in consent.DATED_BASES:
@@ -241,7 +243,7 @@ def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
     now = utcnow()
     if day > now.date():
         return None, f"basis_date {day.isoformat()} is in the future"
-    expires_at = consent.implied_expiry(basis, day)
+    expires_at = consent.implied_expiry(basis, day, relationship_ended_on)
     if expires_at is not None and expires_at <= now:
         return None, (
             f"implied consent from {day.isoformat()} already ended on "
@@ -290,16 +292,19 @@ def read_rows(
                 else "Connected on LinkedIn (the export gives no date)"
             )
             basis_date, date_problem = None, None
+            law, law_problems = {}, []
         else:
             raw_email = _cell(values, columns, "email")
             name = _cell(values, columns, "name")
             evidence = _cell(values, columns, "evidence").strip() or (
                 f"Line {line} of {options.filename}"
             )
+            law, law_problems = _law_cells(values, columns)
             basis_date, date_problem = parse_basis_date(
-                _cell(values, columns, "basis_date"), options.basis
+                _cell(values, columns, "basis_date"),
+                options.basis,
+                law.get("relationship_ended_on"),
             )
-        law, law_problems = _law_cells(values, columns)
         email = normalise_email(raw_email)
         problems = list(law_problems)
         if not email:
