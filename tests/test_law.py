@@ -779,3 +779,24 @@ def test_an_invalid_default_jurisdiction_is_refused_at_start_up(database_url, tm
 
     with pytest.raises(JurisdictionError):
         create_app(_settings(database_url, tmp_path, DEFAULT_JURISDICTION="Canada"))
+
+
+def test_the_readme_snippet_recomputes_hashes_with_and_without_a_jurisdiction(
+    runner, make, insights
+):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    snippet = re.search(r"```python\n(import hashlib, json\n.*?)```", readme, re.S).group(1)
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - the README's snippet, run as published
+    make.subscription(make.contact("pat@example.com", jurisdiction="CA"), insights)
+    make.subscription(make.contact("kim@example.com"), insights)
+    lines = runner.invoke(args=["export-log", "--format", "ndjson"]).stdout.splitlines()
+
+    assert [json.loads(line)["jurisdiction"] for line in lines] == ["CA", None]
+    assert all(namespace["check"](line) for line in lines)
+    tampered = json.loads(lines[0])
+    tampered["jurisdiction"] = "US"
+    assert not namespace["check"](json.dumps(tampered))
