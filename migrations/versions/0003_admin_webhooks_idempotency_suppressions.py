@@ -5,8 +5,9 @@ Revises: 0002
 Create Date: 2026-11-26 15:32:59.807763
 
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 # revision identifiers, used by Alembic.
 revision = '0003'
