@@ -8,7 +8,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 from flask import Flask
 
-from . import config, database, errors, inputs, security
+from . import config, database, errors, inputs, jurisdictions, security
 from .extensions import csrf, db, htmx, limiter, login_manager, mail, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_pyfile("config.py", silent=True)
     if test_config:
         app.config.from_mapping(test_config)
+    if app.config.get("DEFAULT_JURISDICTION"):
+        # Refused at start-up: a typo would silently change which rules apply.
+        app.config["DEFAULT_JURISDICTION"] = jurisdictions.parse(app.config["DEFAULT_JURISDICTION"])
     inputs.init_app(app)
 
     db.init_app(app)

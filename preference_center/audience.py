@@ -18,10 +18,10 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import Select, and_, case
+from sqlalchemy import Select, and_, case, or_
 from sqlalchemy.orm import aliased
 
-from . import tokens
+from . import jurisdictions, tokens
 from .consent import business_allowed_sql, sendable_sql
 from .database import read_only_connection
 from .extensions import db
@@ -32,7 +32,7 @@ from .may_send import (
     first_business_address_id_sql,
     primary_address_id_sql,
 )
-from .models import Address, Contact, MailingList, Subscription, utcnow
+from .models import PERSONAL, Address, Contact, MailingList, Subscription, utcnow
 from .sender import ONE_CLICK
 
 FORMATS = ("ndjson", "csv")
@@ -42,6 +42,7 @@ FIELDS = (
     "name",
     "basis",
     "expires_at",
+    "jurisdiction",
     "manage_url",
     "unsubscribe_url",
     "list_unsubscribe",
@@ -61,7 +62,8 @@ def find_list(slug: str) -> MailingList | None:
 
 
 def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0) -> Select:
-    """Core select of (contact id, public id, token version, name, deliver-to, basis, expiry)."""
+    """Core select of (contact id, public id, token version, name, jurisdiction, deliver-to,
+    basis, expiry)."""
     # The two addresses ``deliver_to`` chooses between, joined by contact (an index
     # lookup each); a join on the chosen id itself would scan addresses per row.
     business, primary = aliased(Address), aliased(Address)
@@ -72,6 +74,7 @@ def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0)
             Contact.public_id,
             Contact.token_version,
             Contact.name,
+            Contact.jurisdiction,
             case((to_business, business.email), else_=primary.email).label("email"),
             Subscription.basis,
             Subscription.expires_at,
@@ -95,6 +98,8 @@ def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0)
             case(
                 (to_business, business.undeliverable_since), else_=primary.undeliverable_since
             ).is_(None),
+            # An address nobody has verified belongs to nobody (addresses.identifies_contact).
+            or_(to_business, primary.kind == PERSONAL, primary.verified_at.is_not(None)),
         )
         .order_by(Contact.id)
     )
@@ -136,6 +141,7 @@ def _row(row, slug: str) -> dict:
         "name": row.name,
         "basis": row.basis,
         "expires_at": format_time(row.expires_at) if row.expires_at else None,
+        "jurisdiction": jurisdictions.effective(row.jurisdiction),
         "manage_url": tokens.manage_url(row),
         "unsubscribe_url": unsubscribe_url,
         "list_unsubscribe": f"<{unsubscribe_url}>",

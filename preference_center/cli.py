@@ -12,11 +12,14 @@ from flask import Blueprint, current_app
 
 from . import (
     audience,
+    config,
     consent,
     demo,
+    dkim_signing,
     importers,
     invitations,
     ledger,
+    list_notices,
     log_export,
     mailer,
     may_send,
@@ -332,9 +335,12 @@ def import_contacts_command(
 ):
     """Import contacts from a CSV FILE with provenance.
 
-    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD, for
-    implied bases). A LinkedIn Connections.csv is recognised by its header row
-    and only ever invites (--basis none). All or nothing unless --skip-invalid.
+    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD: the
+    purchase, inquiry, donation, capture or sale date of a dated basis),
+    jurisdiction (ISO 3166-1 alpha-2), subscriber_type (individual or
+    corporate), relationship_ended_on (YYYY-MM-DD, CASL s.10(14)). A LinkedIn
+    Connections.csv is recognised by its header row and only ever invites
+    (--basis none). All or nothing unless --skip-invalid.
     """
     if rejected_path is not None and not skip_invalid:
         raise click.UsageError("--rejected only applies with --skip-invalid.")
@@ -419,11 +425,94 @@ def send_invitations_command(list_slug: str):
         raise click.ClickException(f"There is no list {list_slug!r}.")
     if mailing_list.archived_at is not None:
         raise click.ClickException(f"The list {list_slug!r} is archived: no invitations.")
-    count = invitations.send_invitations(mailing_list)
+    run = invitations.send_invitations(mailing_list)
     db.session.commit()
     click.echo(
-        f"{count} invitation(s) queued for {mailing_list.name}; "
+        f"{run.queued} invitation(s) queued for {mailing_list.name}; "
         "`flask --app app send-mail` delivers them."
+    )
+    if run.skipped:
+        click.echo(
+            f"{sum(run.skipped.values())} skipped, to ask in person (an emailed invitation "
+            "would itself be unlawful for them):"
+        )
+        for rule, count in run.skipped.most_common():
+            click.echo(f"  {count}: {rule}")
+
+
+@bp.cli.command("edit-list")
+@click.argument("slug")
+@click.option(
+    "--role-relevant/--no-role-relevant",
+    default=None,
+    help="It concerns the recipients' business role (CASL s.10(9)(b): conspicuous publication).",
+)
+@click.option(
+    "--similar-products/--no-similar-products",
+    default=None,
+    help="Our own products like those bought or negotiated (PECR reg. 22(3): soft opt-in).",
+)
+def edit_list_command(slug: str, role_relevant: bool | None, similar_products: bool | None):
+    """Set a list's legal flags; a change is a new notice version."""
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=slug)
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        raise click.ClickException(f"There is no list {slug!r}.")
+    changed = list_notices.revise(
+        mailing_list, role_relevant=role_relevant, similar_products=similar_products
+    )
+    if not changed:
+        version = mailing_list.notice_version
+        click.echo(f"Nothing changed: {slug} stays at notice version {version}.")
+        return
+    db.session.add(
+        AdminAction(
+            actor=_actor(),
+            action="list_edit",
+            detail=json.dumps(
+                {"list": slug, "changed": changed, "notice_version": mailing_list.notice_version}
+            ),
+        )
+    )
+    db.session.commit()
+    flags = [name.replace("_", "-") for name in list_notices.FLAGS if getattr(mailing_list, name)]
+    click.echo(
+        f"Saved {slug} as notice version {mailing_list.notice_version} "
+        f"(flags: {', '.join(flags) or 'none'})."
+    )
+
+
+@bp.cli.command("dkim-record")
+def dkim_record_command():
+    """Print the DNS TXT record that publishes the DKIM public key."""
+    try:
+        if not dkim_signing.enabled():
+            raise click.ClickException(
+                "DKIM is off: set DKIM_PRIVATE_KEY_FILE, DKIM_SELECTOR and DKIM_DOMAIN."
+            )
+        name, value = dkim_signing.dns_record()
+    except dkim_signing.DkimError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f'{name}. IN TXT "{value}"')
+
+
+@bp.cli.command("check-identification")
+def check_identification_command():
+    """Warn when the sender's mailing address or contact is not set (every email needs them)."""
+    missing = config.missing_identification(current_app.config)
+    if not missing:
+        click.echo(
+            f"Every email names {current_app.config['ORGANISATION_NAME']}, "
+            f"{current_app.config['ORGANISATION_ADDRESS']} and "
+            f"{current_app.config['ORGANISATION_CONTACT']}."
+        )
+        return
+    click.echo(
+        f"WARNING: {' and '.join(missing)} not set. CASL (Regulations s.2) and CAN-SPAM "
+        "(§7704(a)(5)) require every commercial email to give the sender's mailing address "
+        "and a phone number, email or web address; set them in the environment or .env.",
+        err=True,
     )
 
 

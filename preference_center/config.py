@@ -26,12 +26,29 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+# Who the demo organisation is; used only while ORGANISATION_NAME is the demo's.
+DEMO_ORGANISATION = "Harbor Financial"
+DEMO_ADDRESS = "100 Harbor Street, Suite 400, Portland, ME 04101, USA"
+DEMO_CONTACT = "+1 207 555 0100 · hello@harbor.example · https://harbor.example"
+
+
+def missing_identification(config: dict) -> list[str]:
+    """The identification settings every email needs (CASL Reg. s.2, CAN-SPAM §7704(a)(5))
+    that are not set."""
+    return [name for name in ("ORGANISATION_ADDRESS", "ORGANISATION_CONTACT") if not config[name]]
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from environment variables."""
     env = os.environ.get
     secret = env("SECRET_KEY") or _dev_secret(instance_path)
     signing_keys = [k.strip() for k in (env("LINK_SIGNING_KEYS") or "").split(",") if k.strip()]
     default_db = "sqlite:///" + str(Path(instance_path) / "preference_center.sqlite3")
+    organisation = env("ORGANISATION_NAME") or DEMO_ORGANISATION
+
+    def demo_default(value: str) -> str:
+        return value if organisation == DEMO_ORGANISATION else ""
+
     return {
         "SECRET_KEY": secret,
         # Newest last: the last key signs, every key verifies.
@@ -39,7 +56,17 @@ def from_environment(instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": env("DATABASE_URL") or default_db,
         "PUBLIC_BASE_URL": (env("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "SENDER_NAME": env("SENDER_NAME") or "Dana Reyes",
-        "ORGANISATION_NAME": env("ORGANISATION_NAME") or "Harbor Financial",
+        "ORGANISATION_NAME": organisation,
+        # Who sends, in every email and page footer: a mailing address, and a
+        # phone number, email or web address. The demo organisation has its own.
+        "ORGANISATION_ADDRESS": env("ORGANISATION_ADDRESS") or demo_default(DEMO_ADDRESS),
+        "ORGANISATION_CONTACT": env("ORGANISATION_CONTACT") or demo_default(DEMO_CONTACT),
+        # ISO 3166-1 alpha-2 for contacts without their own; unset is unknown.
+        "DEFAULT_JURISDICTION": (env("DEFAULT_JURISDICTION") or "").strip().upper() or None,
+        # DKIM signing of every outgoing message, when all three are set.
+        "DKIM_PRIVATE_KEY_FILE": env("DKIM_PRIVATE_KEY_FILE") or None,
+        "DKIM_SELECTOR": env("DKIM_SELECTOR") or None,
+        "DKIM_DOMAIN": env("DKIM_DOMAIN") or None,
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, or_, true
 
-from . import confirmations, ledger, suppression
+from . import confirmations, jurisdictions, ledger, suppression
 from .extensions import db
 from .models import (
     BASES,
@@ -41,7 +41,26 @@ from .models import (
     utcnow,
 )
 
-IMPLIED_MONTHS = {Basis.IMPLIED_PURCHASE: 24, Basis.IMPLIED_INQUIRY: 6}
+# CASL s.10(10) and s.10(13): how long implied consent lasts after its dated fact.
+IMPLIED_MONTHS = {
+    Basis.IMPLIED_PURCHASE: 24,
+    Basis.IMPLIED_INQUIRY: 6,
+    Basis.IMPLIED_NONBUSINESS: 24,
+}
+# CASL s.10(14): for an ongoing subscription, account or membership the clock
+# starts when the relationship ends (``relationship_ended_on``).
+ONGOING_BASES = frozenset({"implied_purchase", "implied_nonbusiness"})
+# Bases resting on one dated fact (``basis_date``), and what that date is.
+DATED_BASES = {
+    "implied_purchase": "the purchase or inquiry date",
+    "implied_inquiry": "the purchase or inquiry date",
+    "implied_nonbusiness": "the date of the donation, volunteering or membership",
+    "conspicuous_publication": "the date the published address was captured",
+    "soft_opt_in": "the date of the sale or negotiation",
+}
+# Consent short of the contact's own confirmed yes: saying yes makes it lasting.
+AFFIRMABLE = frozenset(DATED_BASES)
+_URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
 # A source that names a network or its connections: a connection is not consent.
 NETWORKING = re.compile(
     r"\b(?:network\w*|linked\s?in|xing|facebook|instagram|twitter|mastodon|viadeo|"
@@ -121,15 +140,21 @@ class Provenance:
     basis_date: date | None = None
     # When the sender added the person, if earlier than this write (imports, demo).
     added_at: datetime | None = None
+    # CASL s.10(14): when an ongoing relationship ended (implied_purchase, implied_nonbusiness).
+    relationship_ended_on: date | None = None
 
-    def checked(self, mailing_list: MailingList, state: str) -> Provenance:
-        """Return self if the rules allow it for this list and state, else raise.
+    def checked(
+        self, mailing_list: MailingList, state: str, jurisdiction: str | None = None
+    ) -> Provenance:
+        """Return self if the rules allow it for this list, state and jurisdiction, else raise.
 
-        The rules, in the order they are asked: source and added_by are given;
-        the basis is a known one; a networking source only invites (basis
-        ``none``); ``none`` never subscribes; a personal relationship is no basis
-        for business mail; implied consent names its date; and subscribing
-        someone on their behalf takes a basis with evidence.
+        ``jurisdiction`` is the contact's effective one (``None``: unknown). The
+        rules, in the order they are asked: source and added_by are given; the
+        basis is a known one; a networking source only invites (basis ``none``);
+        ``none`` never subscribes; a personal relationship is no basis for
+        business mail; a dated basis names its date, which is not in the future;
+        the bases of CASL and PECR keep to their lists and evidence; and
+        subscribing someone on their behalf takes a basis with evidence.
         """
         # A subscription without a basis is answered by the evidence rule below.
         required = ("source", "added_by") + (() if state == SUBSCRIBED else ("basis",))
@@ -152,14 +177,70 @@ class Provenance:
             raise ConsentError(
                 f"A personal relationship is no basis for the business list {mailing_list.slug!r}."
             )
-        if self.basis in IMPLIED_MONTHS and self.basis_date is None:
-            raise ConsentError(f"Basis {self.basis!r} needs the purchase or inquiry date.")
-        if state == SUBSCRIBED and not (self.basis and self.evidence.strip()):
-            raise ConsentError(EVIDENCE_RULE)
+        if self.basis in DATED_BASES and self.basis_date is None:
+            raise ConsentError(f"Basis {self.basis!r} needs {DATED_BASES[self.basis]}.")
         problem = basis_date_problem(self.basis, self.basis_date)
         if problem:
             raise ConsentError(problem)
+        self._check_relationship_end(utcnow().date())
+        if self.basis == Basis.CONSPICUOUS_PUBLICATION:
+            self._check_conspicuous_publication(mailing_list)
+        if self.basis == Basis.SOFT_OPT_IN:
+            self._check_soft_opt_in(mailing_list, jurisdiction)
+        if state == SUBSCRIBED and not (self.basis and self.evidence.strip()):
+            raise ConsentError(EVIDENCE_RULE)
         return self
+
+    def _check_relationship_end(self, today: date) -> None:
+        ended = self.relationship_ended_on
+        if ended is None:
+            return
+        if self.basis not in ONGOING_BASES:
+            raise ConsentError(
+                "relationship_ended_on applies to an ongoing relationship "
+                "(implied_purchase or implied_nonbusiness), not to basis "
+                f"{self.basis!r} (CASL s.10(14))."
+            )
+        if ended > today:
+            raise ConsentError(f"relationship_ended_on {ended.isoformat()} is in the future.")
+        if self.basis_date is not None and ended < self.basis_date:
+            raise ConsentError(
+                f"relationship_ended_on {ended.isoformat()} is before the basis date "
+                f"{self.basis_date.isoformat()}."
+            )
+
+    def _check_conspicuous_publication(self, mailing_list: MailingList) -> None:
+        """CASL s.10(9)(b): only for role-relevant messages, with where and when it was found."""
+        if not mailing_list.role_relevant:
+            raise ConsentError(
+                "CASL s.10(9)(b): a conspicuously published address allows only messages "
+                f"relevant to the person's business role, and the list {mailing_list.slug!r} "
+                "is not flagged role-relevant (flask --app app edit-list SLUG --role-relevant)."
+            )
+        if not _URL.search(self.evidence or ""):
+            raise ConsentError(
+                "CASL s.10(9)(b): conspicuous publication needs the address of the page where "
+                "it was published (a URL in the evidence) and the capture date (basis_date)."
+            )
+
+    def _check_soft_opt_in(self, mailing_list: MailingList, jurisdiction: str | None) -> None:
+        """PECR reg. 22(3): the sender's own similar products, after a sale or negotiation."""
+        if jurisdiction == "CA":
+            raise ConsentError(
+                "CASL has no soft opt-in: a Canadian contact needs express or implied consent "
+                "(s.6(1), s.10)."
+            )
+        if not mailing_list.similar_products:
+            raise ConsentError(
+                "PECR reg. 22(3): a soft opt-in allows only marketing of the sender's own "
+                f"similar products, and the list {mailing_list.slug!r} is not flagged "
+                "similar-products (flask --app app edit-list SLUG --similar-products)."
+            )
+        if not (self.evidence or "").strip():
+            raise ConsentError(
+                "PECR reg. 22(3)(a): a soft opt-in needs the sale or negotiation as evidence "
+                "and its date (basis_date)."
+            )
 
 
 def basis_date_problem(
@@ -167,10 +248,11 @@ def basis_date_problem(
 ) -> str | None:
     """Why ``basis_date`` cannot start implied consent, or None.
 
-    Implied consent runs from a purchase or inquiry that happened: one dated
-    in the future would never expire (and 9999-12-31 has no end date at all).
+    A dated basis rests on a fact that happened (a purchase, an inquiry, a
+    donation, a capture, a sale): one dated in the future would never expire
+    (and 9999-12-31 has no end date at all).
     """
-    if basis not in IMPLIED_MONTHS or basis_date is None:
+    if basis not in DATED_BASES or basis_date is None:
         return None
     if basis_date > (today or utcnow().date()):
         return f"basis_date {basis_date.isoformat()} is in the future"
@@ -184,11 +266,20 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def implied_expiry(basis: str, basis_date: date | None) -> datetime | None:
-    """When implied consent ends: the start of the day 6 or 24 months on."""
+def implied_expiry(
+    basis: str, basis_date: date | None, relationship_ended_on: date | None = None
+) -> datetime | None:
+    """When implied consent ends: the start of the day 6 or 24 months on.
+
+    The clock runs from ``basis_date``, or for an ongoing relationship from
+    ``relationship_ended_on`` when it ended (CASL s.10(14)).
+    """
     if basis not in IMPLIED_MONTHS or basis_date is None:
         return None
-    return datetime.combine(add_months(basis_date, IMPLIED_MONTHS[basis]), time.min)
+    start = basis_date
+    if basis in ONGOING_BASES and relationship_ended_on is not None:
+        start = max(basis_date, relationship_ended_on)
+    return datetime.combine(add_months(start, IMPLIED_MONTHS[basis]), time.min)
 
 
 def effective_state(subscription: Subscription, now: datetime | None = None) -> str:
@@ -253,6 +344,7 @@ def record(
         ip=via.ip,
         user_agent=(via.user_agent or None) and via.user_agent[:512],
         notice_version=mailing_list.notice_version if mailing_list else None,
+        jurisdiction=jurisdictions.effective(contact.jurisdiction),
         evidence=evidence,
         detail=detail,
     )
@@ -319,14 +411,16 @@ def place(
     the subscription is ``None`` unless one exists. ``detail`` goes into the
     event (an admin's reason).
     """
-    provenance.checked(mailing_list, state)
+    provenance.checked(mailing_list, state, jurisdictions.effective(contact.jurisdiction))
     if state not in (INVITED, SUBSCRIBED):
         raise ConsentError("Only 'invited' or 'subscribed' can be set on someone's behalf.")
-    expires_at = implied_expiry(provenance.basis, provenance.basis_date)
+    expires_at = implied_expiry(
+        provenance.basis, provenance.basis_date, provenance.relationship_ended_on
+    )
     if state == SUBSCRIBED and expires_at is not None and expires_at <= utcnow():
         raise ConsentError(
             f"Implied consent from {provenance.basis_date:%d %b %Y} already ended on "
-            f"{expires_at:%d %b %Y}."
+            f"{expires_at:%d %b %Y} (CASL s.10(10), s.10(13))."
         )
     contact = lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
@@ -359,6 +453,7 @@ def place(
     subscription.basis = provenance.basis
     subscription.evidence = provenance.evidence
     subscription.basis_date = provenance.basis_date
+    subscription.relationship_ended_on = provenance.relationship_ended_on
     subscription.expires_at = expires_at
     db.session.flush()
     record(
@@ -399,7 +494,7 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
     lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
     current = effective_state(subscription) if subscription else NO_SUBSCRIPTION
-    if current == SUBSCRIBED and subscription.basis in IMPLIED_MONTHS:
+    if current == SUBSCRIBED and subscription.basis in AFFIRMABLE:
         confirmations.queue_confirmation(subscription)
         return RECONFIRMING
     if current in (SUBSCRIBED, PENDING):
@@ -414,6 +509,7 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
     subscription.basis = "express"
     subscription.evidence = evidence
     subscription.basis_date = None
+    subscription.relationship_ended_on = None
     subscription.expires_at = None
     subscription.confirmed_at = None
     subscription.disputed_at = None
@@ -442,7 +538,7 @@ def confirm(subscription: Subscription, via: Via) -> bool:
     """
     lock_contact(subscription.contact)
     db.session.refresh(subscription)
-    implied = subscription.state == SUBSCRIBED and subscription.basis in IMPLIED_MONTHS
+    implied = subscription.state == SUBSCRIBED and subscription.basis in AFFIRMABLE
     if subscription.state != PENDING and not implied:
         return False
     subscription.basis = "double_opt_in"
@@ -642,3 +738,132 @@ def clear_undeliverable(subscription: Subscription, via: Via) -> bool:
         detail="confirmed by the contact" + (f" after: {was}" if was else ""),
     )
     return True
+
+
+# --- jurisdiction: where the contact is decides what may be sent -------------
+
+# Consent that already allows commercial email, by the law that applies.
+CASL_CONSENT = frozenset(
+    {"express", "double_opt_in", "implied_purchase", "implied_inquiry", "implied_nonbusiness"}
+)
+PECR_CONSENT = frozenset({"express", "double_opt_in", "soft_opt_in"})
+
+CASL_INVITATION = (
+    "CASL: asking for consent by email is itself a commercial message (s.1(3)); a Canadian "
+    "contact may be invited only while implied consent is in force or a personal "
+    "relationship exists (s.6(5)(a)). Ask in person."
+)
+PECR_INVITATION = (
+    "PECR: an email asking an individual subscriber for marketing consent is itself direct "
+    "marketing (reg. 22; the ICO's 2017 Honda and Flybe fines): only corporate subscribers, "
+    "or someone whose soft opt-in or consent already allows marketing. Ask in person."
+)
+EPRIVACY_INVITATION = (
+    "ePrivacy Art. 13: an email asking a natural person for marketing consent is itself "
+    "direct marketing: only corporate subscribers, or someone whose soft opt-in or consent "
+    "already allows marketing. Ask in person."
+)
+UNKNOWN_INVITATION = (
+    "Jurisdiction unknown: whether an emailed invitation is lawful depends on where the "
+    "contact is. Set DEFAULT_JURISDICTION or the contact's jurisdiction, or ask in person."
+)
+
+
+def set_jurisdiction(contact: Contact, code: str | None, via: Via) -> bool:
+    """Record where the contact is (ISO 3166-1 alpha-2, ``None``: unknown).
+
+    A change is logged like a preference, since it changes which rules apply.
+    Raises ``jurisdictions.JurisdictionError`` for a code that is not alpha-2.
+    """
+    code = jurisdictions.parse(code)
+    contact = lock_contact(contact)
+    if contact.jurisdiction == code:
+        return False
+    previous = contact.jurisdiction
+    contact.jurisdiction = code
+    record(
+        contact,
+        via,
+        "set_jurisdiction",
+        from_state=previous or "unknown",
+        to_state=code or "unknown",
+    )
+    return True
+
+
+def set_subscriber_type(address: Address, subscriber_type: str | None, via: Via) -> bool:
+    """Record whether an address is an individual's or a corporate subscriber's (PECR)."""
+    subscriber_type = jurisdictions.parse_subscriber_type(subscriber_type)
+    contact = lock_contact(address.contact)
+    if address.subscriber_type == subscriber_type:
+        return False
+    previous = address.subscriber_type
+    address.subscriber_type = subscriber_type
+    record(
+        contact,
+        via,
+        "set_subscriber_type",
+        from_state=previous or "unknown",
+        to_state=subscriber_type or "unknown",
+        detail=f"address {address.kind}",
+    )
+    return True
+
+
+def _consent_in_force(contact: Contact, bases: frozenset[str], now: datetime) -> bool:
+    return any(
+        effective_state(s, now) == SUBSCRIBED and s.basis in bases for s in contact.subscriptions
+    )
+
+
+def invitation_refusal(
+    subscription: Subscription, delivery_email: str, now: datetime | None = None
+) -> str | None:
+    """Why an emailed invitation to this subscription would be unlawful, naming the rule.
+
+    ``None`` means it may be sent. An invitation asks for consent, which CASL
+    (s.1(3)), PECR (reg. 22) and the ePrivacy Directive (Art. 13) treat as a
+    marketing message in its own right; CAN-SPAM allows it with
+    identification and an opt-out, which every email carries.
+    """
+    now = now or utcnow()
+    contact, mailing_list = subscription.contact, subscription.mailing_list
+    code = jurisdictions.effective(contact.jurisdiction)
+    law = jurisdictions.law(code)
+    if law == "CAN-SPAM":
+        return None
+    if law == "unknown":
+        return UNKNOWN_INVITATION
+    if law == "CASL":
+        bases = CASL_CONSENT | {"personal"}
+        if mailing_list.role_relevant:
+            bases |= {"conspicuous_publication"}
+        return None if _consent_in_force(contact, bases, now) else CASL_INVITATION
+    if law in ("PECR", "ePrivacy"):
+        address = next((a for a in contact.addresses if a.email == delivery_email), None)
+        if address is not None and address.subscriber_type == jurisdictions.CORPORATE:
+            return None
+        if _consent_in_force(contact, PECR_CONSENT, now):
+            return None
+        return PECR_INVITATION if law == "PECR" else EPRIVACY_INVITATION
+    return (
+        f"No rule for {code} is known here, so no invitation is sent by email: "
+        "invitations go where the law allows them (US; CA, GB and EU as their rules say). "
+        "Ask in person."
+    )
+
+
+# What a refusal of "may I send?" names, by the law that applies.
+SEND_RULES = {
+    "CASL": "CASL s.6(1): no commercial email without express or implied consent.",
+    "PECR": "PECR reg. 22: no marketing email to an individual without consent or a soft opt-in.",
+    "ePrivacy": "ePrivacy Art. 13: no marketing email without prior consent or a soft opt-in.",
+    "CAN-SPAM": "CAN-SPAM §7704: no commercial email after an opt-out; permission first here.",
+    "other": "Permission first: no marketing email without the contact's consent.",
+    "unknown": "Jurisdiction unknown: permission first, no marketing email without consent.",
+}
+
+
+def send_refusal_rule(jurisdiction: str | None) -> str:
+    """The rule a "do not send" answer names for a contact in ``jurisdiction``."""
+    return SEND_RULES[jurisdictions.law(jurisdiction)]

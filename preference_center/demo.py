@@ -51,7 +51,7 @@ LISTS = [
 DEMO_VIA = Via(channel="import", actor="demo loader")
 
 
-def ensure_list(**fields: str) -> MailingList:
+def ensure_list(**fields: str | bool) -> MailingList:
     """Create a list with its first notice version, unless it exists."""
     mailing_list = db.session.execute(
         db.select(MailingList).filter_by(slug=fields["slug"])
@@ -67,19 +67,21 @@ def ensure_list(**fields: str) -> MailingList:
                 name=mailing_list.name,
                 description=mailing_list.description,
                 frequency=mailing_list.frequency,
+                role_relevant=bool(mailing_list.role_relevant),
+                similar_products=bool(mailing_list.similar_products),
             )
         )
     return mailing_list
 
 
-def ensure_contact(email: str, name: str) -> Contact:
+def ensure_contact(email: str, name: str, jurisdiction: str | None = None) -> Contact:
     """The contact owning ``email`` as a personal address, created if new."""
     address = db.session.execute(
         db.select(Address).filter_by(email=normalise_email(email))
     ).scalar_one_or_none()
     if address is not None:
         return address.contact
-    contact = Contact(name=name)
+    contact = Contact(name=name, jurisdiction=jurisdiction)
     contact.addresses.append(Address(email=normalise_email(email), kind="personal"))
     db.session.add(contact)
     db.session.flush()
@@ -87,11 +89,16 @@ def ensure_contact(email: str, name: str) -> Contact:
 
 
 def load() -> list[Contact]:
-    """Load lists and the four story contacts; returns the contacts."""
+    """Load lists and the four story contacts; returns the contacts.
+
+    Their jurisdictions tell the law's side of the story: Sam (US) may get the one
+    emailed invitation; Alex (GB) confirmed by email; Jordan (CA) withdrew; Morgan
+    (CA) is a friend with implied consent from a purchase, and its 2-year clock.
+    """
     lists = {spec["slug"]: ensure_list(**spec) for spec in LISTS}
     db.session.flush()
 
-    sam = ensure_contact("sam.rivera@example.com", "Sam Rivera")
+    sam = ensure_contact("sam.rivera@example.com", "Sam Rivera", "US")
     consent.place(
         sam,
         lists["market-insights"],
@@ -106,7 +113,7 @@ def load() -> list[Contact]:
         DEMO_VIA,
     )
 
-    alex = ensure_contact("alex.chen@example.com", "Alex Chen")
+    alex = ensure_contact("alex.chen@example.com", "Alex Chen", "GB")
     consent.place(
         alex,
         lists["market-insights"],
@@ -121,7 +128,7 @@ def load() -> list[Contact]:
         DEMO_VIA,
     )
 
-    jordan = ensure_contact("jordan.patel@example.com", "Jordan Patel")
+    jordan = ensure_contact("jordan.patel@example.com", "Jordan Patel", "CA")
     subscription, _ = consent.place(
         jordan,
         lists["offers-events"],
@@ -137,7 +144,7 @@ def load() -> list[Contact]:
     )
     consent.withdraw(subscription, Via(channel="preference_page", actor="contact"))
 
-    morgan = ensure_contact("morgan.lee@example.com", "Morgan Lee")
+    morgan = ensure_contact("morgan.lee@example.com", "Morgan Lee", "CA")
     consent.place(
         morgan,
         lists["personal-notes"],

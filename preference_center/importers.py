@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import IO
 
-from . import consent, validation, wording
+from . import consent, jurisdictions, validation, wording
 from .addresses import owned_addresses, release_unverified_claim
 from .consent import ConsentError, Provenance, Via
 from .extensions import db
@@ -39,7 +39,15 @@ from .validation import UnsafeText, header_safe_text
 
 PLAIN = "csv"
 LINKEDIN = "linkedin"
-PLAIN_COLUMNS = ("email", "name", "evidence", "basis_date")
+PLAIN_COLUMNS = (
+    "email",
+    "name",
+    "evidence",
+    "basis_date",
+    "jurisdiction",
+    "subscriber_type",
+    "relationship_ended_on",
+)
 # LinkedIn's header is First Name,Last Name,URL,Email Address,Company,Position,Connected On;
 # these columns make a header row LinkedIn's, whatever else it grows.
 LINKEDIN_REQUIRED = frozenset({"first name", "last name", "email address", "connected on"})
@@ -140,6 +148,10 @@ class _Row:
     name: str | None
     evidence: str
     basis_date: date | None
+    # Blank cells are None: the contact's stored value (or the default) applies.
+    jurisdiction: str | None = None
+    subscriber_type: str | None = None
+    relationship_ended_on: date | None = None
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -195,14 +207,18 @@ def detect(text: str) -> tuple[str, str, int, list[str]]:
             return PLAIN, delimiter, line, values
     raise ImportRefused(
         f"No 'email' column in the header row (line {first[0]}: {', '.join(first[1])}). "
-        "The first row must name the columns: email (required), name, evidence, basis_date. "
+        "The first row must name the columns: email (required), name, evidence, basis_date, "
+        "jurisdiction, subscriber_type, relationship_ended_on. "
         "A LinkedIn Connections.csv is recognised by its own header row."
     )
 
 
-def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
-    """The purchase or inquiry date of an implied basis, or why it is unusable."""
-    if basis not in consent.IMPLIED_MONTHS:
+def parse_basis_date(
+    raw: str, basis: str, relationship_ended_on: date | None = None
+) -> tuple[date | None, str | None]:
+    """The dated fact of a basis (purchase, inquiry, donation, capture, sale), or why it
+    is unusable."""
+    if basis not in consent.DATED_BASES:
         return None, None
     if not raw.strip():
         return None, f"basis_date is required for {basis} (the date, as YYYY-MM-DD)"
@@ -214,7 +230,7 @@ def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
     problem = consent.basis_date_problem(basis, day, now.date())
     if problem:
         return None, problem
-    expires_at = consent.implied_expiry(basis, day)
+    expires_at = consent.implied_expiry(basis, day, relationship_ended_on)
     if expires_at is not None and expires_at <= now:
         return None, (
             f"implied consent from {day.isoformat()} already ended on "
@@ -242,10 +258,10 @@ def read_rows(
     columns: dict[str, int] = {}
     for index, name in enumerate(_names(header)):
         columns.setdefault(name, index)
-    if kind == PLAIN and options.basis in consent.IMPLIED_MONTHS and "basis_date" not in columns:
+    if kind == PLAIN and options.basis in consent.DATED_BASES and "basis_date" not in columns:
         raise ImportRefused(
-            f"Basis {options.basis} needs a basis_date column: the date of the purchase or "
-            "inquiry each row's consent comes from (YYYY-MM-DD)."
+            f"Basis {options.basis} needs a basis_date column: "
+            f"{consent.DATED_BASES[options.basis]} of each row (YYYY-MM-DD)."
         )
     for line, values in records(text, delimiter):
         if line <= header_line:
@@ -263,16 +279,20 @@ def read_rows(
                 else "Connected on LinkedIn (the export gives no date)"
             )
             basis_date, date_problem = None, None
+            law, law_problems = {}, []
         else:
             raw_email = _cell(values, columns, "email")
             name = _cell(values, columns, "name")
             evidence = _cell(values, columns, "evidence").strip() or (
                 f"Line {line} of {options.filename}"
             )
+            law, law_problems = _law_cells(values, columns)
             basis_date, date_problem = parse_basis_date(
-                _cell(values, columns, "basis_date"), options.basis
+                _cell(values, columns, "basis_date"),
+                options.basis,
+                law.get("relationship_ended_on"),
             )
-        problems = []
+        problems = list(law_problems)
         email = ""
         if not raw_email.strip():
             problems.append("no email address")
@@ -291,7 +311,30 @@ def read_rows(
         if problems:
             yield Rejected(line=line, reason="; ".join(problems), values=values)
         else:
-            yield _Row(line, values, email, name, evidence, basis_date)
+            yield _Row(line, values, email, name, evidence, basis_date, **law)
+
+
+def _law_cells(values: list[str], columns: dict[str, int]) -> tuple[dict, list[str]]:
+    """The row's jurisdiction, subscriber_type and relationship_ended_on, and their problems."""
+    found: dict = {}
+    problems: list[str] = []
+    try:
+        found["jurisdiction"] = jurisdictions.parse(_cell(values, columns, "jurisdiction"))
+    except jurisdictions.JurisdictionError as error:
+        problems.append(f"jurisdiction: {error}")
+    try:
+        found["subscriber_type"] = jurisdictions.parse_subscriber_type(
+            _cell(values, columns, "subscriber_type")
+        )
+    except jurisdictions.JurisdictionError as error:
+        problems.append(str(error))
+    raw = _cell(values, columns, "relationship_ended_on").strip()
+    if raw:
+        try:
+            found["relationship_ended_on"] = date.fromisoformat(raw)
+        except ValueError:
+            problems.append(f"relationship_ended_on {raw!r} is not a date (use YYYY-MM-DD)")
+    return found, problems
 
 
 def find_list(slug: str) -> MailingList:
@@ -336,17 +379,33 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
     emails = [row.email for row in rows]
     erased = suppressed_addresses(emails)
     known = _known_addresses(emails)
+    provenances: list[tuple[_Row, Provenance]] = []
     for row in rows:
-        if row.email in erased:
-            summary.suppressed += 1
-            continue
         provenance = Provenance(
             source=source,
             added_by=options.added_by,
             basis=options.basis,
             evidence=row.evidence,
             basis_date=row.basis_date,
+            relationship_ended_on=row.relationship_ended_on,
         )
+        # The rules for this row's jurisdiction, before anything is written.
+        address = known.get(row.email)
+        stored = address.contact.jurisdiction if address is not None else None
+        jurisdiction = jurisdictions.effective(row.jurisdiction or stored)
+        try:
+            provenance.checked(mailing_list, state, jurisdiction)
+        except ConsentError as error:
+            summary.rejected.append(Rejected(line=row.line, reason=str(error), values=row.values))
+            continue
+        provenances.append((row, provenance))
+    summary.rejected.sort(key=lambda rejected: rejected.line)
+    if summary.rejected and not options.skip_invalid:
+        raise InvalidRows(summary)
+    for row, provenance in provenances:
+        if row.email in erased:
+            summary.suppressed += 1
+            continue
         outcome = _import_row(row, known.get(row.email), mailing_list, state, provenance, via)
         if outcome in ("created", "updated") and state == INVITED:
             outcome = "invited"
@@ -361,11 +420,17 @@ def _check_provenance(
     mailing_list: MailingList, state: str, source: str, options: ImportOptions, kind: str
 ) -> None:
     """The consent rules for the whole file, before any row is written."""
-    # Stand-ins let the rules check everything but the rows' own dates and evidence
-    # (every row has evidence: its own, or its line of the file).
-    stand_in = utcnow().date() if options.basis in consent.IMPLIED_MONTHS else None
+    # Stand-ins let the rules check everything but the rows' own cells (their
+    # dates, evidence and jurisdictions are checked row by row; every row has
+    # evidence: its own, or its line of the file). The stand-in evidence names a
+    # page, as conspicuous publication asks.
+    stand_in = utcnow().date() if options.basis in consent.DATED_BASES else None
     provenance = Provenance(
-        source, options.added_by, options.basis, f"the rows of {options.filename}", stand_in
+        source,
+        options.added_by,
+        options.basis,
+        f"the rows of {options.filename} (https://stand-in.example/)",
+        stand_in,
     )
     try:
         provenance.checked(mailing_list, state)
@@ -394,10 +459,18 @@ def _import_row(
             return "suppressed"
     else:
         release_unverified_claim(row.email, via)
-        contact = Contact(name=row.name)
-        contact.addresses.append(Address(email=row.email, kind=PERSONAL))
+        contact = Contact(name=row.name, jurisdiction=row.jurisdiction)
+        contact.addresses.append(
+            Address(email=row.email, kind=PERSONAL, subscriber_type=row.subscriber_type)
+        )
         db.session.add(contact)
         db.session.flush()
+        address = contact.addresses[0]
+    # A cell that is filled in updates what is known (and is logged); a blank one keeps it.
+    if row.jurisdiction is not None:
+        consent.set_jurisdiction(contact, row.jurisdiction, via)
+    if row.subscriber_type is not None:
+        consent.set_subscriber_type(address, row.subscriber_type, via)
     try:
         _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
     except consent.BusinessDeclined:

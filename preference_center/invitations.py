@@ -2,13 +2,18 @@
 
 Sending them is an explicit act (a command or an admin action), never a side
 effect of an import, and never repeated: ``invited_at`` records that it went.
+Where the law treats an emailed request for consent as marketing in its own
+right, the rulebook (``consent.invitation_refusal``) says so and nothing is sent.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
 from flask import current_app
 
-from . import mailer
+from . import consent, mailer
 from .consent import declines_business_mail
 from .extensions import db
 from .models import INVITED, MailingList, OutboxMessage, Subscription, utcnow
@@ -35,11 +40,29 @@ def queue_invitation(subscription: Subscription) -> OutboxMessage:
     )
 
 
-def send_invitations(mailing_list: MailingList) -> int:
-    """Queue one invitation to each invited contact of the list not yet asked.
+@dataclass
+class InvitationRun:
+    """What ``send_invitations`` did: how many it queued, and who it skipped under which rule."""
 
-    Returns how many were queued; the caller commits. Rows are claimed with
-    FOR UPDATE SKIP LOCKED, so two runs at once never invite anyone twice.
+    queued: int = 0
+    # The rule (as ``consent.invitation_refusal`` words it) → how many contacts.
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def ask_in_person(subscription: Subscription) -> str | None:
+    """The rule that forbids inviting this subscription by email, if one does."""
+    address = subscription.contact.deliver_to(subscription.mailing_list, subscription)
+    return consent.invitation_refusal(subscription, address) if address else None
+
+
+def send_invitations(mailing_list: MailingList) -> InvitationRun:
+    """Queue one invitation to each invited contact of the list not yet asked,
+    where an emailed invitation is lawful for that contact.
+
+    Returns what was queued and what was skipped by which rule; the caller
+    commits. Rows are claimed with FOR UPDATE SKIP LOCKED, so two runs at once
+    never invite anyone twice. A skipped contact stays invited and un-asked:
+    the admin sees them as "ask in person".
     """
     due = db.session.execute(
         db.select(Subscription)
@@ -51,9 +74,14 @@ def send_invitations(mailing_list: MailingList) -> int:
         .order_by(Subscription.id)
         .with_for_update(skip_locked=True)
     ).scalars()
-    queued = 0
+    run = InvitationRun()
     for subscription in list(due):
-        if may_invite(subscription):
-            queue_invitation(subscription)
-            queued += 1
-    return queued
+        if not may_invite(subscription):
+            continue
+        refusal = ask_in_person(subscription)
+        if refusal is not None:
+            run.skipped[refusal] += 1
+            continue
+        queue_invitation(subscription)
+        run.queued += 1
+    return run

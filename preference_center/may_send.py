@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, false, func, or_
 from sqlalchemy.orm import aliased
 
+from . import jurisdictions
 from .addresses import identifies_contact
-from .consent import declines_business_mail, effective_state
+from .consent import declines_business_mail, effective_state, send_refusal_rule
 from .extensions import db
 from .ledger import format_time
 from .models import (
@@ -47,6 +48,8 @@ class Answer:
     reason: str
     deliver_to: str | None
     expires_at: str | None
+    # ISO 3166-1 alpha-2 (the contact's, else DEFAULT_JURISDICTION); None when unknown.
+    jurisdiction: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,23 +121,30 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
         )
         .where(MailingList.slug == list_slug)
     ).one_or_none()
+    default = jurisdictions.default()
     if pair is None:
-        return Answer(False, "unknown_list", None, f"There is no list {list_slug!r}.", None, None)
+        reason = f"There is no list {list_slug!r}."
+        return Answer(False, "unknown_list", None, reason, None, None, default)
     mailing_list, subscription = pair
     if address is None or contact.erased_at is not None:
-        return Answer(False, "unknown", None, "This address is not a known contact.", None, None)
+        # Unknown and erased read the same, so the jurisdiction is the default for both.
+        reason = "This address is not a known contact."
+        return Answer(False, "unknown", None, reason, None, None, default)
+    where = jurisdictions.effective(contact.jurisdiction)
+    rule = send_refusal_rule(where)
     target = contact.deliver_to(mailing_list, subscription)
     if subscription is None:
-        reason = "The contact is not on this list."
-        return Answer(False, "not_subscribed", None, reason, target, None)
+        reason = f"{rule} The contact is not on this list."
+        return Answer(False, "not_subscribed", None, reason, target, None, where)
     state = effective_state(subscription, now)
     expires = format_time(subscription.expires_at) if subscription.expires_at else None
     basis = subscription.basis
     if state != SUBSCRIBED:
-        return Answer(False, state, basis, _NOT_SENDABLE_REASON[state], target, expires)
+        reason = f"{rule} {_NOT_SENDABLE_REASON[state]}"
+        return Answer(False, state, basis, reason, target, expires, where)
     if declines_business_mail(contact, mailing_list):
-        reason = "The contact declined all business messages."
-        return Answer(False, "business_declined", basis, reason, target, expires)
+        reason = f"{rule} The contact declined all business messages."
+        return Answer(False, "business_declined", basis, reason, target, expires, where)
     bounced = undeliverable_address(contact, target)
     if bounced is not None:
         reason = (
@@ -142,9 +152,9 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
             f"{bounced.undeliverable_since:%Y-%m-%d}; nothing may go there until the "
             "contact confirms from it again."
         )
-        return Answer(False, UNDELIVERABLE, basis, reason, target, expires)
+        return Answer(False, UNDELIVERABLE, basis, reason, target, expires, where)
     if target != address.email:
         reason = f"This contact asked for this list at another address: send to {target}."
-        return Answer(False, "wrong_address", basis, reason, target, expires)
+        return Answer(False, "wrong_address", basis, reason, target, expires, where)
     reason = "Subscribed" + (f" until {expires}." if expires else ".")
-    return Answer(True, SUBSCRIBED, basis, reason, target, expires)
+    return Answer(True, SUBSCRIBED, basis, reason, target, expires, where)

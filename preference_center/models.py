@@ -39,6 +39,9 @@ class Basis(StrEnum):
     DOUBLE_OPT_IN = "double_opt_in"
     IMPLIED_PURCHASE = "implied_purchase"
     IMPLIED_INQUIRY = "implied_inquiry"
+    IMPLIED_NONBUSINESS = "implied_nonbusiness"
+    CONSPICUOUS_PUBLICATION = "conspicuous_publication"
+    SOFT_OPT_IN = "soft_opt_in"
     PERSONAL = "personal"
     NONE = "none"
 
@@ -122,6 +125,8 @@ class Contact(db.Model):
     # Business lists go to the verified business address when this is true.
     business_mail_to_business_address: Mapped[bool] = mapped_column(Boolean, default=False)
     receipts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # ISO 3166-1 alpha-2; NULL falls back to DEFAULT_JURISDICTION (unset: unknown).
+    jurisdiction: Mapped[str | None] = mapped_column(String(2))
     # A receipt of recent page changes is due at this time (batched, not per click).
     receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Hash of the newest consent event of this contact: the head of its chain.
@@ -175,6 +180,8 @@ class Address(db.Model):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default=PERSONAL)
+    # PECR's terms: individual or corporate; NULL is unknown and counts as individual.
+    subscriber_type: Mapped[str | None] = mapped_column(String(16))
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Set by a hard bounce (or a run of soft ones) the ESP reported; cleared when
@@ -196,8 +203,12 @@ class MailingList(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     frequency: Mapped[str] = mapped_column(String(200), default="")
     audience: Mapped[str] = mapped_column(String(16), default=BUSINESS)
-    # Version of what the list promises (name, description, frequency).
+    # Version of what the list promises (name, description, frequency, flags).
     notice_version: Mapped[int] = mapped_column(Integer, default=1)
+    # CASL s.10(9)(b): relevant to the recipients' business role (conspicuous publication).
+    role_relevant: Mapped[bool] = mapped_column(Boolean, default=False)
+    # PECR reg. 22(3): the sender's own similar products and services (soft opt-in).
+    similar_products: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -218,6 +229,8 @@ class ListNotice(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     frequency: Mapped[str] = mapped_column(String(200))
+    role_relevant: Mapped[bool] = mapped_column(Boolean, default=False)
+    similar_products: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="notices")
@@ -239,6 +252,8 @@ class Subscription(db.Model):
     evidence: Mapped[str] = mapped_column(Text, default="")
     # The purchase or inquiry date behind an implied basis.
     basis_date: Mapped[date | None] = mapped_column(Date)
+    # CASL s.10(14): an ongoing relationship's clock starts when it ends.
+    relationship_ended_on: Mapped[date | None] = mapped_column(Date)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
     invited_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -279,6 +294,8 @@ class ConsentEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     notice_version: Mapped[int | None] = mapped_column(Integer)
+    # The contact's jurisdiction when the event was written (NULL: unknown).
+    jurisdiction: Mapped[str | None] = mapped_column(String(2))
     evidence: Mapped[str | None] = mapped_column(Text)
     # Free detail: the contact's own words, an address change, a reason.
     detail: Mapped[str | None] = mapped_column(Text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from flask import current_app
@@ -57,7 +58,7 @@ def why(subscription: Subscription) -> str:
         sentence = f"You said yes on {added} on this page."
     elif s.basis == "express":
         sentence = f"{by} added you on {added}: you said yes through {s.source}."
-    elif s.basis == "implied_purchase":
+    elif s.basis == "implied_purchase" and not s.relationship_ended_on:
         sentence = (
             f"{by} added you on {added} because you bought from {organisation} "
             f"on {day(s.basis_date)}."
@@ -67,11 +68,43 @@ def why(subscription: Subscription) -> str:
             f"{by} added you on {added} because you asked {organisation} a question "
             f"on {day(s.basis_date)}."
         )
+    elif s.basis == "implied_nonbusiness":
+        since = (
+            f"your membership or support, which ended on {day(s.relationship_ended_on)}"
+            if s.relationship_ended_on
+            else f"your donation, volunteering or membership on {day(s.basis_date)}"
+        )
+        sentence = f"{by} added you on {added} because of {since}."
+    elif s.basis == "implied_purchase" and s.relationship_ended_on:
+        sentence = (
+            f"{by} added you on {added} because you were a customer of {organisation} "
+            f"until {day(s.relationship_ended_on)}."
+        )
+    elif s.basis == "conspicuous_publication":
+        where = published_at(s.evidence)
+        sentence = (
+            f"{by} added you on {added} because your address is published on a public "
+            f"business profile at {where}, where we found it on {day(s.basis_date)}. "
+            "We send only what concerns your work."
+        )
+    elif s.basis == "soft_opt_in":
+        sentence = (
+            f"{by} added you on {added} because you bought from or talked business with "
+            f"{organisation} on {day(s.basis_date)} ({s.evidence}). We may send you news of "
+            "our own similar products unless you say no; saying no is one click: switch "
+            "this list off."
+        )
     elif s.basis == "personal":
         sentence = f"{by} added you on {added} because you know each other personally."
     else:
         sentence = f"{by} added you on {added} from {s.source}. You get nothing until you say yes."
     return sentence + ending(subscription)
+
+
+def published_at(evidence: str) -> str:
+    """The URL in a conspicuous-publication basis's evidence (where the address was found)."""
+    match = re.search(r"https?://[^\s<>\"]+", evidence or "", re.IGNORECASE)
+    return match.group(0).rstrip(".,;)") if match else "an address we did not record"
 
 
 def ending(subscription: Subscription) -> str:

@@ -35,8 +35,10 @@ class Factory:
         db.session.commit()
         return mailing_list
 
-    def contact(self, email: str, name: str | None = None) -> Contact:
-        contact = Contact(name=name)
+    def contact(
+        self, email: str, name: str | None = None, jurisdiction: str | None = None
+    ) -> Contact:
+        contact = Contact(name=name, jurisdiction=jurisdiction)
         contact.addresses.append(Address(email=normalise_email(email), kind="personal"))
         db.session.add(contact)
         db.session.commit()
@@ -53,6 +55,7 @@ class Factory:
         evidence: str = "ticked the box",
         basis_date: date | None = None,
         added_at: datetime | None = None,
+        relationship_ended_on: date | None = None,
     ):
         provenance = Provenance(
             source=source,
@@ -61,6 +64,7 @@ class Factory:
             evidence=evidence,
             basis_date=basis_date,
             added_at=added_at,
+            relationship_ended_on=relationship_ended_on,
         )
         subscription, _ = place(contact, mailing_list, state, provenance, Via("admin", "test"))
         db.session.commit()

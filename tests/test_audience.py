@@ -78,6 +78,7 @@ def every_state(app, make):
     unverified = person("unverified")
     unverified.addresses.append(Address(email="unverified@work.example", kind="business"))
     unverified.business_mail_to_business_address = True
+    # Only an unverified business address: it identifies nobody, so no audience has it.
     only_work = Contact(name="Only Work")
     only_work.addresses.append(Address(email="only@work.example", kind="business"))
     db.session.add(only_work)
@@ -130,7 +131,6 @@ def test_the_audience_is_exactly_the_may_send_set_on_every_state(every_state):
         "implied@example.com",
         "routed@work.example",
         "unverified@example.com",
-        "only@work.example",
     }
     personal = {email for email, _ in audience_set(notes.slug)}
     assert personal == {
@@ -139,7 +139,6 @@ def test_the_audience_is_exactly_the_may_send_set_on_every_state(every_state):
         "declined-but-subscribed@example.com",
         "routed@work.example",
         "unverified@example.com",
-        "only@work.example",
         "disputed@example.com",  # disputed the business list only
         "bounced-work@example.com",  # personal lists still go to the personal address
     }
@@ -309,3 +308,18 @@ def test_first_bytes_arrive_before_the_whole_set_is_read(app, make, api_auth, li
     connection.close()
     assert len(rest) == 2999
     assert json.loads(rest[-1])["email"] == "reader2999@example.com"
+
+
+def test_each_row_carries_the_jurisdiction_the_consent_answer_gives(app, make):
+    insights = make.list("market-insights")
+    for email, where in (
+        ("ca@example.com", "CA"),
+        ("gb@example.com", "GB"),
+        ("nowhere@example.com", None),
+    ):
+        make.subscription(make.contact(email, jurisdiction=where), insights)
+    app.config["DEFAULT_JURISDICTION"] = "US"
+    rows = {row["email"]: row["jurisdiction"] for row in audience.recipients(insights)}
+    assert rows == {"ca@example.com": "CA", "gb@example.com": "GB", "nowhere@example.com": "US"}
+    for email, where in rows.items():
+        assert may_send.check(email, insights.slug).jurisdiction == where

@@ -91,7 +91,8 @@ def insights(make):
 
 
 def invite(make, mailing_list, email: str, name: str | None = None) -> Subscription:
-    contact = make.contact(email, name)
+    # In the US an emailed invitation is lawful (CAN-SPAM); elsewhere see test_law.py.
+    contact = make.contact(email, name, jurisdiction="US")
     return make.subscription(
         contact,
         mailing_list,

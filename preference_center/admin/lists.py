@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
 from ..extensions import db
+from ..list_notices import FLAGS, revise
 from ..models import (
     AUDIENCES,
     ConsentEvent,
@@ -47,6 +48,10 @@ def has_history(mailing_list: MailingList) -> bool:
 
 def promise_from_form() -> dict[str, str]:
     return {name: (request.form.get(name) or "").strip() for name in PROMISE}
+
+
+def flags_from_form() -> dict[str, bool]:
+    return {name: request.form.get(name) == "yes" for name in FLAGS}
 
 
 def promise_problem(promise: dict[str, str]) -> str | None:
@@ -93,6 +98,7 @@ def list_create():
     """Create a list with its first notice version."""
     form = {**promise_from_form(), "slug": request.form.get("slug", "").strip().lower()}
     form["audience"] = request.form.get("audience", "")
+    form.update(flags_from_form())
     problem = promise_problem(form)
     if not SLUG.match(form["slug"]):
         problem = "The slug takes lower-case letters, digits and dashes (it appears in links)."
@@ -105,7 +111,9 @@ def list_create():
     mailing_list = MailingList(**form, notice_version=1)
     db.session.add(mailing_list)
     db.session.flush()
-    db.session.add(ListNotice(list_id=mailing_list.id, version=1, **promise_from_form()))
+    db.session.add(
+        ListNotice(list_id=mailing_list.id, version=1, **promise_from_form(), **flags_from_form())
+    )
     record_action("list_create", list=mailing_list.slug, audience=mailing_list.audience)
     db.session.commit()
     flash(f"Created the list {mailing_list.name}.")
@@ -119,14 +127,14 @@ def list_edit(slug: str):
     return render_template(
         "admin/lists/form.html",
         mailing_list=mailing_list,
-        form={name: getattr(mailing_list, name) for name in PROMISE},
+        form={name: getattr(mailing_list, name) for name in (*PROMISE, *FLAGS)},
         deletable=not has_history(mailing_list),
     )
 
 
 @bp.post("/lists/<slug>")
 def list_update(slug: str):
-    """Change what a list promises: a new notice version; past events keep theirs."""
+    """Change what a list promises (wording or legal flags): a new notice version."""
     mailing_list = find_list(slug)
     promise = promise_from_form()
     problem = promise_problem(promise)
@@ -135,19 +143,13 @@ def list_update(slug: str):
             "admin/lists/form.html",
             problem,
             mailing_list=mailing_list,
-            form=promise,
+            form={**promise, **flags_from_form()},
             deletable=not has_history(mailing_list),
         )
-    changed = [name for name in PROMISE if getattr(mailing_list, name) != promise[name]]
+    changed = revise(mailing_list, **promise, **flags_from_form())
     if not changed:
         flash("Nothing changed.")
         return redirect(url_for("admin.list_edit", slug=slug), code=303)
-    for name in changed:
-        setattr(mailing_list, name, promise[name])
-    mailing_list.notice_version += 1
-    db.session.add(
-        ListNotice(list_id=mailing_list.id, version=mailing_list.notice_version, **promise)
-    )
     record_action(
         "list_edit", list=slug, changed=changed, notice_version=mailing_list.notice_version
     )

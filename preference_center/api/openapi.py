@@ -118,7 +118,15 @@ SCHEMAS = {
     },
     "Answer": {
         "type": "object",
-        "required": ["allowed", "status", "basis", "reason", "deliver_to", "expires_at"],
+        "required": [
+            "allowed",
+            "status",
+            "basis",
+            "reason",
+            "deliver_to",
+            "expires_at",
+            "jurisdiction",
+        ],
         "properties": {
             "allowed": {"type": "boolean"},
             "status": {
@@ -128,9 +136,14 @@ SCHEMAS = {
                 "or (in a batch) unknown_list.",
             },
             "basis": _nullable("string"),
-            "reason": {"type": "string"},
+            "reason": {"type": "string", "description": "A refusal names the rule."},
             "deliver_to": _nullable("string"),
             "expires_at": _nullable("string", format="date-time"),
+            "jurisdiction": {
+                **_nullable("string"),
+                "description": "ISO 3166-1 alpha-2 (the contact's, else DEFAULT_JURISDICTION); "
+                "null when unknown.",
+            },
         },
     },
     "ConsentAnswers": {
@@ -146,6 +159,7 @@ SCHEMAS = {
             "name",
             "basis",
             "expires_at",
+            "jurisdiction",
             "manage_url",
             "unsubscribe_url",
             "list_unsubscribe",
@@ -157,6 +171,7 @@ SCHEMAS = {
             "name": _nullable("string"),
             "basis": {"type": "string"},
             "expires_at": _nullable("string", format="date-time"),
+            "jurisdiction": _nullable("string"),
             "manage_url": {"type": "string", "format": "uri"},
             "unsubscribe_url": {"type": "string", "format": "uri"},
             "list_unsubscribe": {"type": "string"},
@@ -224,6 +239,7 @@ SCHEMAS = {
             "actor": {"type": "string"},
             "occurred_at": {"type": "string", "format": "date-time"},
             "notice_version": _nullable("integer"),
+            "jurisdiction": _nullable("string"),
             "evidence": _nullable("string"),
             "request_id": {"type": "string"},
             "personal_digest": {

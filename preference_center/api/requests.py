@@ -22,6 +22,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from .. import jurisdictions
 from ..models import BASES, INVITED, SUBSCRIBED
 from ..validation import MAX_LENGTH as EMAIL_MAX_LENGTH
 from ..validation import InvalidAddress, email_address, is_encodable
@@ -96,6 +97,36 @@ class LinkBatchRequest(Body):
     items: Annotated[list[LinkRequest], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+def _law(parse):
+    """A jurisdictions parser as a validator: its refusal becomes the field's message."""
+
+    def validate(value: str | None) -> str | None:
+        try:
+            return parse(value)
+        except jurisdictions.JurisdictionError as error:
+            raise ValueError(f"law: {error}") from None
+
+    return AfterValidator(validate)
+
+
+Jurisdiction = Annotated[
+    str | None,
+    _law(jurisdictions.parse),
+    WithJsonSchema(
+        {
+            "type": ["string", "null"],
+            "pattern": "^[A-Za-z]{2}$",
+            "description": "ISO 3166-1 alpha-2 country code, e.g. US, CA, GB, DE.",
+        }
+    ),
+]
+SubscriberType = Annotated[
+    str | None,
+    _law(jurisdictions.parse_subscriber_type),
+    WithJsonSchema({"enum": ["individual", "corporate", None]}),
+]
+
+
 class SubscriptionRequest(Body):
     list_: Slug = Field(alias="list")
     state: Literal["invited", "subscribed"]
@@ -107,7 +138,17 @@ class SubscriptionRequest(Body):
     evidence: (
         Annotated[str, StringConstraints(max_length=EVIDENCE_MAX), AfterValidator(_no_nul)] | None
     ) = None
-    basis_date: OptionalDate = None
+    basis_date: Annotated[
+        OptionalDate,
+        Field(description="The purchase, inquiry, donation, capture or sale date."),
+    ] = None
+    relationship_ended_on: Annotated[
+        OptionalDate,
+        Field(
+            description="CASL s.10(14): the end of an ongoing relationship, which starts "
+            "the 2-year clock (implied_purchase, implied_nonbusiness)."
+        ),
+    ] = None
 
 
 class ContactRequest(Body):
@@ -115,6 +156,8 @@ class ContactRequest(Body):
     name: Annotated[str, StringConstraints(max_length=TEXT_MAX), AfterValidator(_no_nul)] | None = (
         None
     )
+    jurisdiction: Jurisdiction = None
+    subscriber_type: SubscriberType = None
     subscriptions: list[SubscriptionRequest] | None = None
 
 
@@ -173,6 +216,10 @@ def _first(error: ValidationError) -> RequestInvalid:
     if kind == "value_error" and str(ctx.get("error")) == "surrogate":
         code = "invalid_email" if name == "email" else "invalid_request"
         return RequestInvalid(code, f"'{name}' is not valid Unicode text.")
+    if kind == "value_error" and str(ctx.get("error")).startswith("law: "):
+        return RequestInvalid("invalid_request", str(ctx.get("error"))[5:])
+    if name in ("jurisdiction", "subscriber_type"):
+        return RequestInvalid("invalid_request", f"'{name}' must be a string.")
     if name == "email":
         if kind == "value_error":
             return RequestInvalid("invalid_email", str(ctx.get("error")))
@@ -181,8 +228,8 @@ def _first(error: ValidationError) -> RequestInvalid:
         return RequestInvalid(
             "invalid_state", "'state' must be 'invited' or 'subscribed' via the API."
         )
-    if name == "basis_date":
-        return RequestInvalid("invalid_request", "'basis_date' must be a date (YYYY-MM-DD).")
+    if name in ("basis_date", "relationship_ended_on"):
+        return RequestInvalid("invalid_request", f"'{name}' must be a date (YYYY-MM-DD).")
     if name == "items":
         return RequestInvalid("invalid_request", "'items' must be a non-empty array.")
     return RequestInvalid("invalid_request", f"'{name}' must be a non-empty string.")

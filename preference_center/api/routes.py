@@ -16,7 +16,7 @@ import json
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
 
-from .. import audience, consent, feed, may_send, suppression, tokens
+from .. import audience, consent, feed, jurisdictions, may_send, suppression, tokens
 from ..addresses import identifies_contact, release_unverified_claim
 from ..consent import BusinessDeclined, ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
@@ -347,9 +347,12 @@ def replay(stored: IdempotencyKey, request_hash: str) -> Response:
 
 
 def wanted_subscriptions(
-    specs: list[SubscriptionRequest],
+    specs: list[SubscriptionRequest], jurisdiction: str | None = None
 ) -> list[tuple[MailingList, str, Provenance]]:
-    """Find every requested list before anything is written (the rules are consent's)."""
+    """Find every requested list before anything is written (the rules are consent's).
+
+    ``jurisdiction`` is the contact's effective one, for the rules that depend on it.
+    """
     wanted, seen = [], set()
     for spec in specs:
         if spec.list_ in seen:
@@ -368,9 +371,10 @@ def wanted_subscriptions(
             basis=spec.basis,
             evidence=(spec.evidence or "").strip(),
             basis_date=spec.basis_date,
+            relationship_ended_on=spec.relationship_ended_on,
         )
         try:
-            provenance.checked(mailing_list, spec.state)
+            provenance.checked(mailing_list, spec.state, jurisdiction)
         except ConsentError as error:
             raise refusal(error) from None
         wanted.append((mailing_list, spec.state, provenance))
@@ -391,7 +395,12 @@ def write_contact(body: dict) -> tuple[int, dict]:
             name = header_safe_text(name, "'name'")
         except UnsafeText as error:
             raise ApiError(422, "invalid_request", str(error)) from None
-    wanted = wanted_subscriptions(request_body.subscriptions or [])
+    jurisdiction, subscriber_type = request_body.jurisdiction, request_body.subscriber_type
+    existing = contact_with(email)
+    stored = existing.jurisdiction if existing is not None else None
+    wanted = wanted_subscriptions(
+        request_body.subscriptions or [], jurisdictions.effective(jurisdiction or stored)
+    )
     if suppression.suppressed_address(email):
         raise ApiError(
             409,
@@ -404,16 +413,23 @@ def write_contact(body: dict) -> tuple[int, dict]:
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
-    contact = contact_with(email)
+    contact = existing
     created = contact is None
     if created:
         release_unverified_claim(email, via)
-        contact = Contact(name=name)
-        contact.addresses.append(Address(email=normalise_email(email), kind=PERSONAL))
+        contact = Contact(name=name, jurisdiction=jurisdiction)
+        contact.addresses.append(
+            Address(email=normalise_email(email), kind=PERSONAL, subscriber_type=subscriber_type)
+        )
         db.session.add(contact)
         db.session.flush()
     elif name is not None and name != contact.name:
         contact.name = name
+    if jurisdiction is not None:
+        consent.set_jurisdiction(contact, jurisdiction, via)
+    if subscriber_type is not None:
+        address = next(a for a in contact.addresses if a.email == normalise_email(email))
+        consent.set_subscriber_type(address, subscriber_type, via)
     results = []
     for mailing_list, state, provenance in wanted:
         try:

@@ -107,7 +107,7 @@ def build_row(
         why=wording.why(subscription) if subscription else None,
         checked=state in (SUBSCRIBED, PENDING),
         disabled=declined and state not in (SUBSCRIBED, PENDING),
-        affirmable=state == SUBSCRIBED and subscription.basis in consent.IMPLIED_MONTHS,
+        affirmable=state == SUBSCRIBED and subscription.basis in consent.AFFIRMABLE,
         disputable=subscription is not None
         and subscription.added_by != "you"
         and subscription.disputed_at is None,
