@@ -109,9 +109,15 @@ def queue_confirmation(subscription: Subscription) -> OutboxMessage:
 
 
 def queue_invitation(subscription: Subscription) -> OutboxMessage:
-    """The one polite question an invited contact ever gets for a list."""
+    """The one polite question an invited contact ever gets for a list.
+
+    Its "Yes" link opens a page with one button that subscribes at once.
+    """
+    from . import tokens
+
     contact, mailing_list = subscription.contact, subscription.mailing_list
     subscription.invited_at = utcnow()
+    token = tokens.sign(tokens.INVITATION_YES, contact, l=mailing_list.slug)
     return queue(
         "invitation",
         delivery_address(subscription),
@@ -122,6 +128,28 @@ def queue_invitation(subscription: Subscription) -> OutboxMessage:
         headers=list_headers(contact, mailing_list),
         mailing_list_=mailing_list,
         subscription=subscription,
+        yes_url=tokens.public_url(f"/yes/{token}"),
+    )
+
+
+def queue_reconfirmation(subscription: Subscription) -> OutboxMessage:
+    """ "Keep receiving?": asked once before implied consent ends."""
+    from . import tokens
+
+    contact, mailing_list = subscription.contact, subscription.mailing_list
+    subscription.reconfirmation_sent_at = utcnow()
+    token = tokens.sign(tokens.RECONFIRM, contact, l=mailing_list.slug)
+    return queue(
+        "reconfirmation",
+        delivery_address(subscription),
+        f"Keep receiving {mailing_list.name}?",
+        "reconfirmation",
+        contact=contact,
+        mailing_list=mailing_list,
+        headers=list_headers(contact, mailing_list),
+        mailing_list_=mailing_list,
+        subscription=subscription,
+        keep_url=tokens.public_url(f"/keep/{token}"),
     )
 
 

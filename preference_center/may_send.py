@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import false
 
-from .consent import effective_state
+from .consent import cadence_of, effective_state, paused_until
 from .extensions import db
 from .ledger import format_time
 from .models import (
@@ -42,6 +42,9 @@ class Answer:
     reason: str
     deliver_to: str | None
     expires_at: str | None
+    # Where they apply: the end of a pause, the cadence the contact receives.
+    paused_until: str | None = None
+    cadence: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -104,5 +107,11 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     if target != address.email:
         reason = f"This contact asked for this list at another address: send to {target}."
         return Answer(False, "wrong_address", basis, reason, target, expires)
+    cadence = cadence_of(subscription)
+    paused = paused_until(subscription, now)
+    if paused is not None:
+        until = format_time(paused)
+        reason = f"The contact paused this list until {until}."
+        return Answer(False, "paused", basis, reason, target, expires, until, cadence)
     reason = "Subscribed" + (f" until {expires}." if expires else ".")
-    return Answer(True, SUBSCRIBED, basis, reason, target, expires)
+    return Answer(True, SUBSCRIBED, basis, reason, target, expires, None, cadence)

@@ -70,6 +70,8 @@ class Contact(db.Model):
     receipts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # A receipt of recent page changes is due at this time (batched, not per click).
     receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Every business list is paused until then (the contact's "pause all").
+    business_paused_until: Mapped[datetime | None] = mapped_column(DateTime)
     # Hash of the newest consent event of this contact: the head of its chain.
     chain_head: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -120,12 +122,20 @@ class MailingList(db.Model):
     audience: Mapped[str] = mapped_column(String(16), default=BUSINESS)
     # Version of what the list promises (name, description, frequency).
     notice_version: Mapped[int] = mapped_column(Integer, default=1)
+    # The cadences a contact may pick, one per line ("every issue", "monthly digest");
+    # empty: the list has one cadence and offers no choice.
+    cadences: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     notices: Mapped[list[ListNotice]] = relationship(
         back_populates="mailing_list", order_by="ListNotice.version"
     )
+
+    @property
+    def cadence_choices(self) -> list[str]:
+        """The cadences offered, in the admin's order (the first is the default)."""
+        return [line.strip() for line in (self.cadences or "").splitlines() if line.strip()]
 
 
 class ListNotice(db.Model):
@@ -168,6 +178,12 @@ class Subscription(db.Model):
     dispute_text: Mapped[str | None] = mapped_column(Text)
     # A personal list the contact chose to receive at the business address.
     deliver_to_business: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Not sendable until then; resumed (and logged) by expire-consent or the contact.
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # One of the list's cadences; None: the list's first (its default).
+    cadence: Mapped[str | None] = mapped_column(String(64))
+    # When we asked whether to make implied consent lasting (asked once per consent).
+    reconfirmation_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     contact: Mapped[Contact] = relationship(back_populates="subscriptions")
@@ -212,6 +228,26 @@ class ConsentEvent(db.Model):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     contact: Mapped[Contact] = relationship()
+    mailing_list: Mapped[MailingList | None] = relationship()
+
+
+class LeavingReason(db.Model):
+    """Why someone left, if they chose to say: tied to one withdrawal event.
+
+    The event log is append-only, so the answer lives here, one row per
+    withdrawal event of the request it answers. Erasure nulls ``text``.
+    """
+
+    __tablename__ = "leaving_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("consent_events.id"), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
     mailing_list: Mapped[MailingList | None] = relationship()
 
 

@@ -14,7 +14,15 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 # Paths whose last segment is a bearer token (manage, one-click, confirm links).
-TOKEN_PATH = re.compile(r"(/(?:p|u|confirm|verify-address|download|erase)/)[^/\s?\"]+")
+TOKEN_PATH = re.compile(
+    r"(/(?:p|u|confirm|verify-address|download|erase|yes|keep|leaving)/)[^/\s?\"]+"
+)
+
+
+def embeddable_csp() -> str:
+    """The CSP of a page other sites may frame: this site and EMBED_ORIGINS only."""
+    ancestors = " ".join(["'self'", *current_app.config["EMBED_ORIGINS"]])
+    return CSP.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}")
 
 
 def redact(text: str) -> str:
@@ -36,7 +44,9 @@ def add_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
+    if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:
+        # Only pages that name who may frame them (the signup form) drop this.
+        headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if request.scheme == "https":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")

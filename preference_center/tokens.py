@@ -22,6 +22,12 @@ VERIFY_ADDRESS = "verify-business-address"
 # Short-lived links for the contact's rights, emailed to the address on file.
 DATA_EXPORT = "data-export"
 ERASE = "erase-my-data"
+# The "Yes" of an invitation: reaching the mailbox is the confirmation.
+INVITATION_YES = "invitation-yes"
+# "Keep receiving?" before implied consent ends.
+RECONFIRM = "keep-receiving"
+# The optional question after leaving, bound to the withdrawal's request.
+LEAVING_REASON = "leaving-reason"
 
 _MAX_AGE_SETTING = {
     MANAGE: "MANAGE_LINK_MAX_AGE_DAYS",
@@ -30,6 +36,9 @@ _MAX_AGE_SETTING = {
     VERIFY_ADDRESS: "CONFIRM_LINK_MAX_AGE_DAYS",
     DATA_EXPORT: "DATA_EXPORT_LINK_MAX_AGE_DAYS",
     ERASE: "ERASE_LINK_MAX_AGE_DAYS",
+    INVITATION_YES: "CONFIRM_LINK_MAX_AGE_DAYS",
+    RECONFIRM: "RECONFIRM_LINK_MAX_AGE_DAYS",
+    LEAVING_REASON: "CONFIRM_LINK_MAX_AGE_DAYS",
 }
 
 
@@ -108,6 +117,11 @@ def _plain_text(value: object) -> bool:
 def manage_url(contact: Contact) -> str:
     """The absolute manage-preferences URL, built from PUBLIC_BASE_URL only."""
     return f"{current_app.config['PUBLIC_BASE_URL']}/p/{sign(MANAGE, contact)}"
+
+
+def public_url(path: str) -> str:
+    """An absolute URL on PUBLIC_BASE_URL (never the request's Host header)."""
+    return f"{current_app.config['PUBLIC_BASE_URL']}{path}"
 
 
 def unsubscribe_url(contact: Contact, list_slug: str) -> str:

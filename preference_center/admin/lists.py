@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
 from ..extensions import db
@@ -46,6 +46,12 @@ def has_history(mailing_list: MailingList) -> bool:
 
 def promise_from_form() -> dict[str, str]:
     return {name: (request.form.get(name) or "").strip() for name in PROMISE}
+
+
+def cadences_from_form() -> str:
+    """The offered cadences, one per line, trimmed, without duplicates."""
+    lines = (request.form.get("cadences") or "").splitlines()
+    return "\n".join(dict.fromkeys(line.strip()[:64] for line in lines if line.strip()))
 
 
 def promise_problem(promise: dict[str, str]) -> str | None:
@@ -95,7 +101,7 @@ def list_create():
         problem = f"A list with the slug {form['slug']!r} already exists."
     if problem:
         return invalid("admin/lists/form.html", problem, mailing_list=None, form=form)
-    mailing_list = MailingList(**form, notice_version=1)
+    mailing_list = MailingList(**form, notice_version=1, cadences=cadences_from_form())
     db.session.add(mailing_list)
     db.session.flush()
     db.session.add(ListNotice(list_id=mailing_list.id, version=1, **promise_from_form()))
@@ -112,8 +118,9 @@ def list_edit(slug: str):
     return render_template(
         "admin/lists/form.html",
         mailing_list=mailing_list,
-        form={name: getattr(mailing_list, name) for name in PROMISE},
+        form={name: getattr(mailing_list, name) for name in (*PROMISE, "cadences")},
         deletable=not has_history(mailing_list),
+        signup_url=f"{current_app.config['PUBLIC_BASE_URL']}/s/{mailing_list.slug}",
     )
 
 
@@ -132,6 +139,15 @@ def list_update(slug: str):
             deletable=not has_history(mailing_list),
         )
     changed = [name for name in PROMISE if getattr(mailing_list, name) != promise[name]]
+    cadences = cadences_from_form()
+    if cadences != mailing_list.cadences:
+        # Offering another cadence changes no promise: no new notice version.
+        mailing_list.cadences = cadences
+        record_action("list_cadences", list=slug, cadences=mailing_list.cadence_choices)
+        if not changed:
+            db.session.commit()
+            flash(f"Saved the cadences of {mailing_list.name}.")
+            return redirect(url_for("admin.list_edit", slug=slug), code=303)
     if not changed:
         flash("Nothing changed.")
         return redirect(url_for("admin.list_edit", slug=slug), code=303)

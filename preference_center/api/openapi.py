@@ -115,13 +115,15 @@ SCHEMAS = {
             "allowed": {"type": "boolean"},
             "status": {
                 "type": "string",
-                "description": "subscribed, invited, pending, unsubscribed, expired, "
+                "description": "subscribed, invited, pending, unsubscribed, expired, paused, "
                 "not_subscribed, business_declined, wrong_address or unknown.",
             },
             "basis": _nullable("string"),
             "reason": {"type": "string"},
             "deliver_to": _nullable("string"),
             "expires_at": _nullable("string", format="date-time"),
+            "paused_until": _nullable("string", format="date-time"),
+            "cadence": _nullable("string"),
         },
     },
     "SubscriptionRequest": {
