@@ -36,6 +36,9 @@ def test_the_admin_sets_cadences_on_the_list_form_without_a_new_notice(app, clie
     sign_in(client, "ada@example.com")
     form = client.get("/admin/lists/market-insights")
     assert 'name="cadences"' in form.text
+    # The copy-paste signup snippet (issue 14): an iframe and a link.
+    assert '&lt;iframe src="https://prefs.example.test/s/market-insights?origin=' in form.text
+    assert "Sign up for Market Insights&lt;/a&gt;" in form.text
     response = client.post(
         "/admin/lists/market-insights",
         data={
