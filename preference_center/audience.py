@@ -2,7 +2,7 @@
 
 Exactly the contacts for whom ``may_send.check`` answers allowed at their
 deliver-to address: the query is built from the SQL forms of the same rules
-(``consent.sendable_sql``, ``consent.business_allowed_sql``, the address
+(``consent.sendable_sql``, ``business_allowed_sql``, ``not_paused_sql``, the address
 clauses in ``may_send``), and tests/test_audience.py holds the
 two equal on every state. The rows come from one snapshot (a read-only
 REPEATABLE READ transaction on PostgreSQL, a WAL read transaction on SQLite),
@@ -22,7 +22,7 @@ from sqlalchemy import Select, and_, case, or_
 from sqlalchemy.orm import aliased
 
 from . import jurisdictions, tokens
-from .consent import business_allowed_sql, sendable_sql
+from .consent import business_allowed_sql, not_paused_sql, received_cadence, sendable_sql
 from .database import read_only_connection
 from .extensions import db
 from .ledger import format_time
@@ -43,6 +43,7 @@ FIELDS = (
     "basis",
     "expires_at",
     "jurisdiction",
+    "cadence",
     "manage_url",
     "unsubscribe_url",
     "list_unsubscribe",
@@ -78,6 +79,7 @@ def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0)
             case((to_business, business.email), else_=primary.email).label("email"),
             Subscription.basis,
             Subscription.expires_at,
+            Subscription.cadence,
         )
         .select_from(Subscription)
         .join(Contact, Contact.id == Subscription.contact_id)
@@ -95,6 +97,7 @@ def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0)
             Contact.erased_at.is_(None),
             sendable_sql(now),
             business_allowed_sql(mailing_list),
+            not_paused_sql(mailing_list, now),
             case(
                 (to_business, business.undeliverable_since), else_=primary.undeliverable_since
             ).is_(None),
@@ -127,12 +130,13 @@ def recipients(
         statement = audience_select(mailing_list, now, after_id)
         result = connection.execution_options(yield_per=BATCH).execute(statement)
         try:
-            yield from (_row(row, slug) for row in result)
+            choices = mailing_list.cadence_choices
+            yield from (_row(row, slug, choices) for row in result)
         finally:
             result.close()  # also when the reader stops early: the server-side cursor goes
 
 
-def _row(row, slug: str) -> dict:
+def _row(row, slug: str, cadences: list[str]) -> dict:
     # tokens.sign reads only public_id and token_version, which the row has.
     unsubscribe_url = tokens.unsubscribe_url(row, slug)
     return {
@@ -142,6 +146,7 @@ def _row(row, slug: str) -> dict:
         "basis": row.basis,
         "expires_at": format_time(row.expires_at) if row.expires_at else None,
         "jurisdiction": jurisdictions.effective(row.jurisdiction),
+        "cadence": received_cadence(row.cadence, cadences),
         "manage_url": tokens.manage_url(row),
         "unsubscribe_url": unsubscribe_url,
         "list_unsubscribe": f"<{unsubscribe_url}>",

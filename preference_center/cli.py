@@ -24,6 +24,7 @@ from . import (
     mailer,
     may_send,
     receipts,
+    reconfirmations,
     tokens,
     wording,
 )
@@ -133,10 +134,28 @@ def feedback_arf_command(files: tuple[str, ...]):
 
 @bp.cli.command("expire-consent")
 def expire_consent_command():
-    """Record the expiry of implied consents that have run out (idempotent)."""
+    """Record the expiry of implied consents that have run out, and the end of pauses
+    that have reached their date (idempotent)."""
     count = consent.expire_due()
+    resumed = consent.resume_due()
     db.session.commit()
     click.echo(f"{count} implied consent(s) expired.")
+    click.echo(f"{resumed} pause(s) ended.")
+
+
+@bp.cli.command("send-reconfirmations")
+@click.option(
+    "--days-before",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 365),
+    help="Ask contacts whose implied consent ends within this many days.",
+)
+def send_reconfirmations_command(days_before: int):
+    """Ask once, before implied consent ends, whether to keep receiving each list."""
+    count = reconfirmations.send_reconfirmations(days_before)
+    db.session.commit()
+    click.echo(f"{count} reconfirmation(s) queued; `flask --app app send-mail` delivers them.")
 
 
 @bp.cli.command("send-mail")

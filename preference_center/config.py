@@ -38,6 +38,11 @@ def missing_identification(config: dict) -> list[str]:
     return [name for name in ("ORGANISATION_ADDRESS", "ORGANISATION_CONTACT") if not config[name]]
 
 
+def _origins(value: str) -> list[str]:
+    """``https://a.example, https://b.example`` → origins without a trailing slash."""
+    return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from environment variables."""
     env = os.environ.get
@@ -70,6 +75,8 @@ def from_environment(instance_path: str) -> dict:
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),
+        # "Keep receiving?" links are sent up to a month before the end: they outlive it.
+        "RECONFIRM_LINK_MAX_AGE_DAYS": _int("RECONFIRM_LINK_MAX_AGE_DAYS", 60),
         # Links that download or erase someone's data live one day.
         "DATA_EXPORT_LINK_MAX_AGE_DAYS": _int("DATA_EXPORT_LINK_MAX_AGE_DAYS", 1),
         "ERASE_LINK_MAX_AGE_DAYS": _int("ERASE_LINK_MAX_AGE_DAYS", 1),
@@ -88,6 +95,11 @@ def from_environment(instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or "memory://",
         # Per API key; the consent check runs before every send, so allow bursts.
         "API_RATE_LIMIT": env("API_RATE_LIMIT") or "100 per second",
+        # Origins allowed to frame the signup form (frame-ancestors); no other page.
+        "EMBED_ORIGINS": _origins(env("EMBED_ORIGINS") or ""),
+        # The signup form: per client IP, and per address (hashed in the store).
+        "SIGNUP_RATE_LIMIT": env("SIGNUP_RATE_LIMIT") or "20 per hour",
+        "SIGNUP_ADDRESS_RATE_LIMIT": env("SIGNUP_ADDRESS_RATE_LIMIT") or "3 per hour",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

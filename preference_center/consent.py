@@ -71,6 +71,9 @@ EVIDENCE_RULE = (
     "To subscribe someone on their behalf, give a legal basis with evidence (what they "
     "agreed to, when and where). Without both, invite them instead."
 )
+SIGNUP_SOURCE = "signup form"
+# How long a contact may pause a list or all business mail.
+PAUSE_DAYS = (30, 90)
 
 
 class ConsentError(ValueError):
@@ -455,6 +458,8 @@ def place(
     subscription.basis_date = provenance.basis_date
     subscription.relationship_ended_on = provenance.relationship_ended_on
     subscription.expires_at = expires_at
+    # A new consent: asking to keep it is due again when it nears its end.
+    subscription.reconfirmation_sent_at = None
     db.session.flush()
     record(
         contact,
@@ -476,7 +481,14 @@ def place(
 OPTED_IN, RECONFIRMING, UNCHANGED = "pending", "reconfirming", "unchanged"
 
 
-def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: str) -> str:
+def opt_in(
+    contact: Contact,
+    mailing_list: MailingList,
+    via: Via,
+    *,
+    evidence: str,
+    source: str = "preference page",
+) -> str:
     """The contact says yes to a list.
 
     Nothing is sendable yet: the subscription becomes ``pending`` and a
@@ -503,7 +515,7 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
         subscription = Subscription(contact=contact, mailing_list=mailing_list, state=PENDING)
         db.session.add(subscription)
     subscription.state = PENDING
-    subscription.source = "preference page"
+    subscription.source = source
     subscription.added_by = "you"
     subscription.added_at = utcnow()
     subscription.basis = "express"
@@ -514,11 +526,12 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
     subscription.confirmed_at = None
     subscription.disputed_at = None
     subscription.dispute_text = None
+    subscription.paused_until = None
     db.session.flush()
     record(
         contact,
         via,
-        "opt_in",
+        Action.OPT_IN,
         mailing_list=mailing_list,
         from_state=current,
         to_state=PENDING,
@@ -544,9 +557,10 @@ def confirm(subscription: Subscription, via: Via) -> bool:
     subscription.basis = "double_opt_in"
     subscription.confirmed_at = utcnow()
     subscription.expires_at = None
-    subscription.evidence = (
-        f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
-    )
+    confirmed = f"Confirmed by email link on {subscription.confirmed_at:%d %b %Y at %H:%M} UTC"
+    # What the contact saw when asking (a signup form's wording and origin) stays.
+    asked = subscription.evidence if subscription.source == SIGNUP_SOURCE else ""
+    subscription.evidence = f"{asked}; {confirmed}" if asked else confirmed
     # The confirmation reached the contact: the address works again.
     clear_undeliverable(subscription, via)
     if not implied:
@@ -554,7 +568,7 @@ def confirm(subscription: Subscription, via: Via) -> bool:
     record(
         subscription.contact,
         via,
-        "affirm",
+        Action.AFFIRM,
         mailing_list=subscription.mailing_list,
         from_state=SUBSCRIBED,
         to_state=SUBSCRIBED,
@@ -567,7 +581,10 @@ def confirm(subscription: Subscription, via: Via) -> bool:
 
 def withdraw(subscription: Subscription, via: Via, *, detail: str | None = None) -> bool:
     """Stop a list for this contact. Withdrawal is always allowed and immediate."""
-    return _transition(subscription, UNSUBSCRIBED, via, Action.WITHDRAW, detail)
+    changed = _transition(subscription, UNSUBSCRIBED, via, Action.WITHDRAW, detail)
+    if changed:
+        subscription.paused_until = None  # nothing left to resume
+    return changed
 
 
 def withdraw_everything(contact: Contact, via: Via) -> int:
@@ -590,7 +607,7 @@ def dispute(subscription: Subscription, via: Via, words: str) -> bool:
     record(
         subscription.contact,
         via,
-        "dispute",
+        Action.DISPUTE,
         mailing_list=subscription.mailing_list,
         from_state=from_state,
         to_state=UNSUBSCRIBED,
@@ -784,7 +801,7 @@ def set_jurisdiction(contact: Contact, code: str | None, via: Via) -> bool:
     record(
         contact,
         via,
-        "set_jurisdiction",
+        Action.SET_JURISDICTION,
         from_state=previous or "unknown",
         to_state=code or "unknown",
     )
@@ -802,7 +819,7 @@ def set_subscriber_type(address: Address, subscriber_type: str | None, via: Via)
     record(
         contact,
         via,
-        "set_subscriber_type",
+        Action.SET_SUBSCRIBER_TYPE,
         from_state=previous or "unknown",
         to_state=subscriber_type or "unknown",
         detail=f"address {address.kind}",
@@ -867,3 +884,189 @@ SEND_RULES = {
 def send_refusal_rule(jurisdiction: str | None) -> str:
     """The rule a "do not send" answer names for a contact in ``jurisdiction``."""
     return SEND_RULES[jurisdictions.law(jurisdiction)]
+
+
+def accept_invitation(subscription: Subscription, via: Via, *, evidence: str) -> bool:
+    """The contact pressed "Yes" on the page their invitation linked to.
+
+    The link reached that mailbox, so this is the confirmation itself: the
+    invited subscription becomes sendable at once, basis ``double_opt_in``.
+    Anything but an invitation is left as it is (``False``).
+    """
+    contact = lock_contact(subscription.contact)
+    db.session.refresh(subscription)
+    mailing_list = subscription.mailing_list
+    if subscription.state != INVITED:
+        return False
+    if mailing_list.archived_at is not None:
+        raise ConsentError("This list is no longer offered.")
+    if declines_business_mail(contact, mailing_list):
+        raise ConsentError(
+            "You said no to business messages. Allow business messages first, then choose lists."
+        )
+    subscription.basis = Basis.DOUBLE_OPT_IN
+    subscription.confirmed_at = utcnow()
+    subscription.basis_date = None
+    subscription.expires_at = None
+    subscription.evidence = evidence
+    return _transition(subscription, SUBSCRIBED, via, Action.ACCEPT_INVITATION)
+
+
+def paused_until(subscription: Subscription, now: datetime | None = None) -> datetime | None:
+    """The end of the pause that holds this subscription now, or ``None``.
+
+    A list is held by its own pause and, for a business list, by a pause of
+    all business mail; the later end wins. A pause past its end holds nothing,
+    even before ``resume_due`` records the resumption.
+    """
+    now = now or utcnow()
+    ends = [subscription.paused_until]
+    if subscription.mailing_list.audience == BUSINESS:
+        ends.append(subscription.contact.business_paused_until)
+    current = [end for end in ends if end is not None and end > now]
+    return max(current) if current else None
+
+
+def not_paused_sql(mailing_list: MailingList, now: datetime) -> ColumnElement[bool]:
+    """``paused_until(subscription, now) is None`` as SQL, for a whole audience."""
+    clauses = [or_(Subscription.paused_until.is_(None), Subscription.paused_until <= now)]
+    if mailing_list.audience == BUSINESS:
+        clauses.append(
+            or_(Contact.business_paused_until.is_(None), Contact.business_paused_until <= now)
+        )
+    return and_(*clauses)
+
+
+def _pause_end(days: int) -> datetime:
+    if days not in PAUSE_DAYS:
+        raise ConsentError(f"A pause lasts {' or '.join(map(str, PAUSE_DAYS))} days.")
+    return datetime.combine((utcnow() + timedelta(days=days)).date(), time.min)
+
+
+def pause(subscription: Subscription, days: int, via: Via) -> bool:
+    """Hold a list for ``days`` (30 or 90): nothing is sent until then."""
+    until = _pause_end(days)
+    contact = lock_contact(subscription.contact)
+    db.session.refresh(subscription)
+    if effective_state(subscription) != SUBSCRIBED:
+        raise ConsentError("Only a list you receive can be paused.")
+    if subscription.paused_until == until:
+        return False
+    subscription.paused_until = until
+    record(
+        contact,
+        via,
+        Action.PAUSE,
+        mailing_list=subscription.mailing_list,
+        from_state=SUBSCRIBED,
+        to_state="paused",
+        basis=subscription.basis,
+        detail=f"until {until:%Y-%m-%d}",
+    )
+    return True
+
+
+def resume(subscription: Subscription, via: Via) -> bool:
+    """End a list's pause now (the contact early, or the system at its date)."""
+    contact = lock_contact(subscription.contact)
+    db.session.refresh(subscription)
+    if subscription.paused_until is None:
+        return False
+    subscription.paused_until = None
+    record(
+        contact,
+        via,
+        Action.RESUME,
+        mailing_list=subscription.mailing_list,
+        from_state="paused",
+        to_state=subscription.state,
+        basis=subscription.basis,
+    )
+    return True
+
+
+def pause_business(contact: Contact, days: int, via: Via) -> bool:
+    """Hold every business list for ``days``; personal lists are untouched."""
+    until = _pause_end(days)
+    contact = lock_contact(contact)
+    if declines_business_mail(contact):
+        raise ConsentError("You said no to business messages: there is nothing to pause.")
+    if contact.business_paused_until == until:
+        return False
+    contact.business_paused_until = until
+    record(
+        contact,
+        via,
+        Action.PAUSE_BUSINESS,
+        from_state=BUSINESS_ALLOWED,
+        to_state="paused",
+        detail=f"until {until:%Y-%m-%d}",
+    )
+    return True
+
+
+def resume_business(contact: Contact, via: Via) -> bool:
+    """End the pause of all business mail now."""
+    contact = lock_contact(contact)
+    if contact.business_paused_until is None:
+        return False
+    contact.business_paused_until = None
+    record(contact, via, Action.RESUME_BUSINESS, from_state="paused", to_state=BUSINESS_ALLOWED)
+    return True
+
+
+def resume_due(now: datetime | None = None) -> int:
+    """Record the resumption of every pause that has reached its date. Idempotent:
+    the pause is cleared with its ``resume`` event, so it is recorded once."""
+    now = now or utcnow()
+    via = system_via()
+    lists = db.session.execute(
+        db.select(Subscription).where(
+            Subscription.paused_until.is_not(None), Subscription.paused_until <= now
+        )
+    ).scalars()
+    count = sum(resume(s, via) for s in list(lists))
+    contacts = db.session.execute(
+        db.select(Contact).where(
+            Contact.business_paused_until.is_not(None), Contact.business_paused_until <= now
+        )
+    ).scalars()
+    return count + sum(resume_business(c, via) for c in list(contacts))
+
+
+def cadence_of(subscription: Subscription) -> str | None:
+    """The cadence this subscription receives: the contact's pick or the list's default."""
+    return received_cadence(subscription.cadence, subscription.mailing_list.cadence_choices)
+
+
+def received_cadence(picked: str | None, choices: list[str]) -> str | None:
+    """The contact's pick while the list still offers it, else the list's first cadence."""
+    if picked in choices:
+        return picked
+    return choices[0] if choices else None
+
+
+def choose_cadence(subscription: Subscription, cadence: str, via: Via) -> bool:
+    """The contact picks one of the cadences the list offers."""
+    contact = lock_contact(subscription.contact)
+    db.session.refresh(subscription)
+    choices = subscription.mailing_list.cadence_choices
+    if cadence not in choices:
+        raise ConsentError("Choose one of the cadences this list offers.")
+    if effective_state(subscription) not in (SUBSCRIBED, PENDING):
+        raise ConsentError("Choose a cadence for a list you receive.")
+    if cadence_of(subscription) == cadence and subscription.cadence is not None:
+        return False
+    previous = cadence_of(subscription)
+    subscription.cadence = cadence
+    record(
+        contact,
+        via,
+        Action.CADENCE,
+        mailing_list=subscription.mailing_list,
+        from_state=subscription.state,
+        to_state=subscription.state,
+        basis=subscription.basis,
+        detail=f"{previous} → {cadence}" if previous else cadence,
+    )
+    return True

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from . import consent, mailer
+from . import consent, mailer, tokens
 from .consent import declines_business_mail
 from .extensions import db
 from .models import INVITED, MailingList, OutboxMessage, Subscription, utcnow
@@ -30,13 +30,20 @@ def may_invite(subscription: Subscription) -> bool:
 
 
 def queue_invitation(subscription: Subscription) -> OutboxMessage:
-    """The one polite question an invited contact ever gets for a list."""
+    """The one polite question an invited contact ever gets for a list.
+
+    Its "Yes" link opens a page with one button that subscribes at once.
+    """
     subscription.invited_at = utcnow()
+    token = tokens.sign(
+        tokens.INVITATION_YES, subscription.contact, l=subscription.mailing_list.slug
+    )
     return mailer.queue_for(
         subscription,
         "invitation",
         f"May {current_app.config['SENDER_NAME']} send you {subscription.mailing_list.name}?",
         subscription=subscription,
+        yes_url=tokens.public_url("asking.invitation_page", token=token),
     )
 
 

@@ -10,7 +10,13 @@ from sqlalchemy.orm import aliased
 
 from . import jurisdictions
 from .addresses import identifies_contact
-from .consent import declines_business_mail, effective_state, send_refusal_rule
+from .consent import (
+    cadence_of,
+    declines_business_mail,
+    effective_state,
+    paused_until,
+    send_refusal_rule,
+)
 from .extensions import db
 from .ledger import format_time
 from .models import (
@@ -50,6 +56,9 @@ class Answer:
     expires_at: str | None
     # ISO 3166-1 alpha-2 (the contact's, else DEFAULT_JURISDICTION); None when unknown.
     jurisdiction: str | None = None
+    # Where they apply: the end of a pause, the cadence the contact receives.
+    paused_until: str | None = None
+    cadence: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -156,5 +165,21 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     if target != address.email:
         reason = f"This contact asked for this list at another address: send to {target}."
         return Answer(False, "wrong_address", basis, reason, target, expires, where)
+    cadence = cadence_of(subscription)
+    paused = paused_until(subscription, now)
+    if paused is not None:
+        until = format_time(paused)
+        reason = f"The contact paused this list until {until}."
+        return Answer(
+            False,
+            "paused",
+            basis,
+            reason,
+            target,
+            expires,
+            where,
+            paused_until=until,
+            cadence=cadence,
+        )
     reason = "Subscribed" + (f" until {expires}." if expires else ".")
-    return Answer(True, SUBSCRIBED, basis, reason, target, expires, where)
+    return Answer(True, SUBSCRIBED, basis, reason, target, expires, where, cadence=cadence)

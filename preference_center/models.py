@@ -60,6 +60,7 @@ class Channel(StrEnum):
     IMPORT = "import"
     SYSTEM = "system"
     FEEDBACK = "feedback"
+    SIGNUP_FORM = "signup_form"
 
 
 class Action(StrEnum):
@@ -88,6 +89,14 @@ class Action(StrEnum):
     SOFT_BOUNCE = "soft_bounce"
     SOFT_BOUNCES_RESET = "soft_bounces_reset"
     DELIVERABLE = "deliverable"
+    SET_JURISDICTION = "set_jurisdiction"
+    SET_SUBSCRIBER_TYPE = "set_subscriber_type"
+    ACCEPT_INVITATION = "accept_invitation"
+    PAUSE = "pause"
+    RESUME = "resume"
+    PAUSE_BUSINESS = "pause_business"
+    RESUME_BUSINESS = "resume_business"
+    CADENCE = "cadence"
 
 
 PERSONAL = "personal"
@@ -129,6 +138,8 @@ class Contact(db.Model):
     jurisdiction: Mapped[str | None] = mapped_column(String(2))
     # A receipt of recent page changes is due at this time (batched, not per click).
     receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Every business list is paused until then (the contact's "pause all").
+    business_paused_until: Mapped[datetime | None] = mapped_column(DateTime)
     # Hash of the newest consent event of this contact: the head of its chain.
     chain_head: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -209,12 +220,20 @@ class MailingList(db.Model):
     role_relevant: Mapped[bool] = mapped_column(Boolean, default=False)
     # PECR reg. 22(3): the sender's own similar products and services (soft opt-in).
     similar_products: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The cadences a contact may pick, one per line ("every issue", "monthly digest");
+    # empty: the list has one cadence and offers no choice.
+    cadences: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     notices: Mapped[list[ListNotice]] = relationship(
         back_populates="mailing_list", order_by="ListNotice.version"
     )
+
+    @property
+    def cadence_choices(self) -> list[str]:
+        """The cadences offered, in the admin's order (the first is the default)."""
+        return [line.strip() for line in (self.cadences or "").splitlines() if line.strip()]
 
 
 class ListNotice(db.Model):
@@ -261,6 +280,12 @@ class Subscription(db.Model):
     dispute_text: Mapped[str | None] = mapped_column(Text)
     # A personal list the contact chose to receive at the business address.
     deliver_to_business: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Not sendable until then; resumed (and logged) by expire-consent or the contact.
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # One of the list's cadences; None: the list's first (its default).
+    cadence: Mapped[str | None] = mapped_column(String(64))
+    # When we asked whether to make implied consent lasting (asked once per consent).
+    reconfirmation_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     contact: Mapped[Contact] = relationship(back_populates="subscriptions")
@@ -307,6 +332,26 @@ class ConsentEvent(db.Model):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     contact: Mapped[Contact] = relationship()
+    mailing_list: Mapped[MailingList | None] = relationship()
+
+
+class LeavingReason(db.Model):
+    """Why someone left, if they chose to say: tied to one withdrawal event.
+
+    The event log is append-only, so the answer lives here, one row per
+    withdrawal event of the request it answers. Erasure nulls ``text``.
+    """
+
+    __tablename__ = "leaving_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("consent_events.id"), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
     mailing_list: Mapped[MailingList | None] = relationship()
 
 

@@ -21,6 +21,12 @@ _TOKEN_VARIABLE = re.compile(r"<(?:\w+(?:\([^)]*\))?:)?token>")
 _NOTHING = re.compile(r"(?!)")
 
 
+def embeddable_csp() -> str:
+    """The CSP of a page other sites may frame: this site and EMBED_ORIGINS only."""
+    ancestors = " ".join(["'self'", *current_app.config["EMBED_ORIGINS"]])
+    return CSP.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}")
+
+
 def token_path_pattern(url_map: Map) -> re.Pattern[str]:
     """A pattern for the token in every path whose route carries ``<token>``.
 
@@ -65,7 +71,9 @@ def add_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
+    if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:
+        # Only pages that name who may frame them (the signup form) drop this.
+        headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if request.scheme == "https":
         # Behind a TLS proxy the scheme is https only with TRUSTED_PROXIES set.

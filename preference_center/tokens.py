@@ -23,6 +23,12 @@ VERIFY_ADDRESS = "verify-business-address"
 # Short-lived links for the contact's rights, emailed to the address on file.
 DATA_EXPORT = "data-export"
 ERASE = "erase-my-data"
+# The "Yes" of an invitation: reaching the mailbox is the confirmation.
+INVITATION_YES = "invitation-yes"
+# "Keep receiving?" before implied consent ends.
+RECONFIRM = "keep-receiving"
+# The optional question after leaving, bound to the withdrawal's request.
+LEAVING_REASON = "leaving-reason"
 
 _MAX_AGE_SETTING = {
     MANAGE: "MANAGE_LINK_MAX_AGE_DAYS",
@@ -31,6 +37,9 @@ _MAX_AGE_SETTING = {
     VERIFY_ADDRESS: "CONFIRM_LINK_MAX_AGE_DAYS",
     DATA_EXPORT: "DATA_EXPORT_LINK_MAX_AGE_DAYS",
     ERASE: "ERASE_LINK_MAX_AGE_DAYS",
+    INVITATION_YES: "CONFIRM_LINK_MAX_AGE_DAYS",
+    RECONFIRM: "RECONFIRM_LINK_MAX_AGE_DAYS",
+    LEAVING_REASON: "CONFIRM_LINK_MAX_AGE_DAYS",
 }
 
 

@@ -53,6 +53,12 @@ def why(subscription: Subscription) -> str:
     elif s.basis == "double_opt_in":
         confirmed = f" on {day(s.confirmed_at)}" if s.confirmed_at else ""
         where = "on this page" if s.source == "preference page" else f"on {s.source}"
+        if s.invited_at is not None and by != "you":
+            # An invitation answered "yes" from the mailbox it reached.
+            return (
+                f"{by} invited you on {added}; you said yes from the invitation email"
+                f"{confirmed}." + ending(subscription)
+            )
         sentence = f"You subscribed on {added} {where} and confirmed by email{confirmed}."
     elif s.basis == "express" and by == "you":
         sentence = f"You said yes on {added} on this page."
@@ -129,6 +135,7 @@ CHANNELS = {
     "preference_page": "on this page",
     "one_click": "with the unsubscribe button of your mail app",
     "email_confirmation": "from the link we emailed you",
+    "signup_form": "on the signup form",
     "api": "by the sender's systems",
     "admin": "by the sender's staff",
     "import": "by an import",
@@ -155,6 +162,12 @@ ACTIONS = {
     "links_reset": "You reset your links, so older links stopped working",
     "receipts_on": "You turned emailed receipts on",
     "receipts_off": "You turned emailed receipts off",
+    "accept_invitation": "You said yes to {list} from the invitation we emailed you",
+    "pause": "You paused {list} {detail}",
+    "resume": "{list} resumed",
+    "pause_business": "You paused all business messages {detail}",
+    "resume_business": "Business messages resumed",
+    "cadence": "You chose how often {list} arrives: {detail}",
 }
 
 

@@ -323,3 +323,35 @@ def test_each_row_carries_the_jurisdiction_the_consent_answer_gives(app, make):
     assert rows == {"ca@example.com": "CA", "gb@example.com": "GB", "nowhere@example.com": "US"}
     for email, where in rows.items():
         assert may_send.check(email, insights.slug).jurisdiction == where
+
+
+def test_paused_lists_stay_out_and_each_row_carries_its_cadence(app, make):
+    insights = make.list("market-insights")
+    insights.cadences = "every issue\nmonthly digest"
+    people = {}
+    for key in ("paused", "business-paused", "pause-over", "digest", "plain"):
+        people[key] = make.contact(f"{key}@example.com")
+        make.subscription(people[key], insights)
+    db.session.commit()
+    consent.pause(consent.find_subscription(people["paused"], insights), 30, VIA)
+    consent.pause_business(people["business-paused"], 90, VIA)
+    # A pause past its date holds nothing, before expire-consent records the resumption.
+    consent.find_subscription(people["pause-over"], insights).paused_until = utcnow() - timedelta(
+        days=1
+    )
+    consent.choose_cadence(
+        consent.find_subscription(people["digest"], insights), "monthly digest", VIA
+    )
+    db.session.commit()
+
+    rows = {row["email"]: row for row in audience.recipients(insights)}
+    assert set(rows) == {"pause-over@example.com", "digest@example.com", "plain@example.com"}
+    assert {(e, r["contact"]) for e, r in rows.items()} == may_send_set(insights.slug)
+    for email in ("paused@example.com", "business-paused@example.com"):
+        answer = may_send.check(email, insights.slug)
+        assert (answer.allowed, answer.status) == (False, "paused")
+        assert answer.paused_until is not None
+    assert rows["digest@example.com"]["cadence"] == "monthly digest"
+    assert rows["plain@example.com"]["cadence"] == "every issue"
+    for email, row in rows.items():
+        assert may_send.check(email, insights.slug).cadence == row["cadence"]

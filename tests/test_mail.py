@@ -129,13 +129,15 @@ def test_the_invitation_as_received(runner, make, smtp, insights):
     assert "Dana Reyes at Harbor Financial would like to send you" in text
     assert "Harbor Financial's view of the markets, with charts. (Monthly)" in text
     [yes] = re.findall(r"Yes, send me this: (\S+)", text)
-    assert yes.startswith(f"{BASE}/p/")
+    # The one-button yes (issue 14): its own signed link, not the manage link.
+    assert yes.startswith(f"{BASE}/yes/")
     assert "If you do nothing, nothing more arrives: this is the only time we ask." in text
     assert "Saying no changes nothing between you and Dana Reyes personally." in text
     manage_links(text, contact)
 
     html = received.html()
-    assert re.search(r'<a href="https://prefs\.example\.test/p/[^"]+">Yes, send me this</a>', html)
+    yes_link = r'<a href="https://prefs\.example\.test/yes/[^"]+">Yes, send me this</a>'
+    assert re.search(yes_link, html)
     assert "If you do nothing, nothing more arrives" in html
     assert "Saying no changes nothing between you and Dana Reyes personally." in html
     manage_links(html, contact)

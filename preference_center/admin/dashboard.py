@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from flask import render_template
 from sqlalchemy import and_, case, func
 
-from .. import mailer
+from .. import leaving, mailer
 from ..extensions import db
 from ..models import (
     EXPIRED,
@@ -213,4 +213,5 @@ def dashboard():
         states=STATES,
         fills=STATE_FILLS,
         failed_mail=mailer.failed_messages(),
+        leaving_reasons=leaving.counts(),
     )

@@ -7,6 +7,7 @@ import re
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
+from .. import tokens
 from ..extensions import db
 from ..list_notices import FLAGS, revise
 from ..models import (
@@ -52,6 +53,12 @@ def promise_from_form() -> dict[str, str]:
 
 def flags_from_form() -> dict[str, bool]:
     return {name: request.form.get(name) == "yes" for name in FLAGS}
+
+
+def cadences_from_form() -> str:
+    """The offered cadences, one per line, trimmed, without duplicates."""
+    lines = (request.form.get("cadences") or "").splitlines()
+    return "\n".join(dict.fromkeys(line.strip()[:64] for line in lines if line.strip()))
 
 
 def promise_problem(promise: dict[str, str]) -> str | None:
@@ -108,7 +115,7 @@ def list_create():
         problem = f"A list with the slug {form['slug']!r} already exists."
     if problem:
         return invalid("admin/lists/form.html", problem, mailing_list=None, form=form)
-    mailing_list = MailingList(**form, notice_version=1)
+    mailing_list = MailingList(**form, notice_version=1, cadences=cadences_from_form())
     db.session.add(mailing_list)
     db.session.flush()
     db.session.add(
@@ -127,8 +134,9 @@ def list_edit(slug: str):
     return render_template(
         "admin/lists/form.html",
         mailing_list=mailing_list,
-        form={name: getattr(mailing_list, name) for name in (*PROMISE, *FLAGS)},
+        form={name: getattr(mailing_list, name) for name in (*PROMISE, *FLAGS, "cadences")},
         deletable=not has_history(mailing_list),
+        signup_url=tokens.public_url("signup.one_list", slug=mailing_list.slug),
     )
 
 
@@ -146,7 +154,17 @@ def list_update(slug: str):
             form={**promise, **flags_from_form()},
             deletable=not has_history(mailing_list),
         )
+    cadences = cadences_from_form()
+    cadences_changed = cadences != mailing_list.cadences
+    if cadences_changed:
+        # Offering another cadence changes no promise: no new notice version.
+        mailing_list.cadences = cadences
+        record_action("list_cadences", list=slug, cadences=mailing_list.cadence_choices)
     changed = revise(mailing_list, **promise, **flags_from_form())
+    if not changed and cadences_changed:
+        db.session.commit()
+        flash(f"Saved the cadences of {mailing_list.name}.")
+        return redirect(url_for("admin.list_edit", slug=slug), code=303)
     if not changed:
         flash("Nothing changed.")
         return redirect(url_for("admin.list_edit", slug=slug), code=303)

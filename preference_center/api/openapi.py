@@ -131,7 +131,7 @@ SCHEMAS = {
             "allowed": {"type": "boolean"},
             "status": {
                 "type": "string",
-                "description": "subscribed, invited, pending, unsubscribed, expired, "
+                "description": "subscribed, invited, pending, unsubscribed, expired, paused, "
                 "not_subscribed, business_declined, undeliverable, wrong_address, unknown "
                 "or (in a batch) unknown_list.",
             },
@@ -144,6 +144,8 @@ SCHEMAS = {
                 "description": "ISO 3166-1 alpha-2 (the contact's, else DEFAULT_JURISDICTION); "
                 "null when unknown.",
             },
+            "paused_until": _nullable("string", format="date-time"),
+            "cadence": _nullable("string"),
         },
     },
     "ConsentAnswers": {
@@ -160,6 +162,7 @@ SCHEMAS = {
             "basis",
             "expires_at",
             "jurisdiction",
+            "cadence",
             "manage_url",
             "unsubscribe_url",
             "list_unsubscribe",
@@ -172,6 +175,7 @@ SCHEMAS = {
             "basis": {"type": "string"},
             "expires_at": _nullable("string", format="date-time"),
             "jurisdiction": _nullable("string"),
+            "cadence": _nullable("string"),
             "manage_url": {"type": "string", "format": "uri"},
             "unsubscribe_url": {"type": "string", "format": "uri"},
             "list_unsubscribe": {"type": "string"},

@@ -7,7 +7,8 @@ fragments for htmx and the 303 back to the page without it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import (
     abort,
@@ -32,6 +33,7 @@ from ..models import (
     Contact,
     MailingList,
     Subscription,
+    utcnow,
 )
 
 
@@ -69,6 +71,13 @@ class Row:
     pending_to: str | None
     routable: bool = False
     message: str | None = None
+    # The end of the pause holding this list now, and whether it is the list's own.
+    paused_until: datetime | None = None
+    own_pause: bool = False
+    cadences: list[str] = field(default_factory=list)
+    cadence: str | None = None
+    # The optional question after this row's withdrawal (its signed address).
+    leaving_url: str | None = None
 
 
 def contact_via(channel: str = Channel.PREFERENCE_PAGE) -> Via:
@@ -99,7 +108,13 @@ def build_row(
 ) -> Row:
     state = consent.effective_state(subscription) if subscription else None
     declined = consent.declines_business_mail(contact, mailing_list)
+    receiving = state in (SUBSCRIBED, PENDING)
+    paused = consent.paused_until(subscription) if state == SUBSCRIBED else None
     return Row(
+        paused_until=paused,
+        own_pause=paused is not None and subscription.paused_until == paused,
+        cadences=mailing_list.cadence_choices if receiving else [],
+        cadence=consent.cadence_of(subscription) if receiving else None,
         mailing_list=mailing_list,
         subscription=subscription,
         state=state,
@@ -164,6 +179,9 @@ def page_context(token: str, contact: Contact, message: str | None = None) -> di
             contact.business_address.email if contact.business_address else None
         ),
         "business_routed": contact.business_mail_to_business_address,
+        "business_paused_until": contact.business_paused_until
+        if contact.business_paused_until and contact.business_paused_until > utcnow()
+        else None,
         "message": message,
         # Addresses whose mail bounced: the contact should know why nothing arrives.
         "undeliverable": [
@@ -211,16 +229,39 @@ def refused(error: ConsentError, token: str, row: Row | None = None):
     return render_template("public/message.html", title="That didn't work", text=str(error)), 409
 
 
-def sections_or_page(token: str, contact: Contact, message: str):
+def sections_or_page(token: str, contact: Contact, message: str, **extra):
     if not wants_fragment():
         return back_to_page(token, message)
     db.session.refresh(contact)
-    return fragment("public/preferences/_sections.html", **page_context(token, contact, message))
+    context = {**page_context(token, contact, message), **extra}
+    return fragment("public/preferences/_sections.html", **context)
 
 
 def register_blueprints(app) -> None:
     """Register every contact-facing blueprint (the package's one upward import)."""
-    from . import business_address, confirmation, fresh_link, preferences, rights, unsubscribe
+    from . import (
+        asking,
+        business_address,
+        confirmation,
+        fresh_link,
+        leaving,
+        pausing,
+        preferences,
+        rights,
+        signup,
+        unsubscribe,
+    )
 
-    for module in (preferences, business_address, fresh_link, confirmation, rights, unsubscribe):
+    for module in (
+        preferences,
+        business_address,
+        fresh_link,
+        confirmation,
+        rights,
+        unsubscribe,
+        signup,
+        asking,
+        pausing,
+        leaving,
+    ):
         app.register_blueprint(module.bp)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 
-from .. import consent, tokens, wording
+from .. import consent, leaving, tokens, wording
 from ..extensions import csrf, db
 from ..models import MailingList, Subscription
 from . import contact_via
@@ -21,6 +21,8 @@ bp = Blueprint("unsubscribe", __name__)
 csrf.exempt(bp)
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
+# Sent only by the button of our own page, never by RFC 8058 senders.
+FROM_PAGE_FIELD, FROM_PAGE_VALUE = "from", "page"
 
 
 def target(token: str) -> tuple[tokens.LinkClaims, MailingList, Subscription | None]:
@@ -84,4 +86,15 @@ def one_click(token: str):
             if changed
             else f"You were already unsubscribed from {mailing_list.name}."
         )
+        if changed and request.form.get(FROM_PAGE_FIELD) == FROM_PAGE_VALUE:
+            # A person pressed the page's button: the answer may ask, optionally, why.
+            # (The header POST of a mail provider never sends this field.)
+            html = render_template(
+                "public/unsubscribed_page.html",
+                text=text,
+                leaving_url=leaving.question_url(claims.contact, via.request_id),
+                leaving_key=mailing_list.slug,
+                preferences_url=preferences_link(claims),
+            )
+            return respond(html)
     return respond(render_template("public/unsubscribed.html", text=text))
