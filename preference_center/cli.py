@@ -319,6 +319,22 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
 MAX_PROBLEMS_SHOWN = 100
 
 
+def _import_progress():
+    """Rows read so far and their rate, on stderr (at most once a second, and at the end)."""
+    started = last = time.monotonic()
+
+    def report(rows: int, finished: bool) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 1 and not finished:
+            return
+        last = now
+        rate = rows / (now - started) if now > started else 0
+        click.echo(f"… {rows:,} rows, {rate:,.0f} rows/s", err=True)
+
+    return report
+
+
 @bp.cli.command("import-contacts")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list to add to.")
@@ -374,7 +390,7 @@ def import_contacts_command(
         actor=f"cli import by {added_by}",
     )
     try:
-        summary = importers.import_contacts(file.read_bytes(), options)
+        summary = importers.import_contacts(file.read_bytes(), options, _import_progress())
     except importers.InvalidRows as error:
         db.session.rollback()
         rejected = error.summary.rejected

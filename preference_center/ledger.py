@@ -342,3 +342,19 @@ def _check_subscription(
 
 def _short(value: str | None) -> str:
     return value[:12] + "…" if value else "none"
+
+
+def start_chain(event: dict[str, Any], contact_public_id: str, list_slug: str | None) -> dict:
+    """Make ``event`` (a row of ``consent_events`` as a dict) a new contact's first event.
+
+    Adds its salt, personal digest, ``prev_hash`` (none) and hash, exactly as
+    ``append`` does for a contact whose chain is empty; the contact's head is
+    ``event["hash"]``. For bulk inserts of contacts that do not exist yet.
+    """
+    event["personal_salt"] = secrets.token_hex(16)
+    event["personal_digest"] = personal_digest(event["personal_salt"], event)
+    event["prev_hash"] = None
+    fields = dict(event, contact=contact_public_id, list=list_slug)
+    fields["occurred_at"] = format_time(event["occurred_at"])
+    event["hash"] = event_hash(fields)
+    return event
