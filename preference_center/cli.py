@@ -297,20 +297,19 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
     }
     try:
         if output is not None:
-            manifest = log_export.write_export(output, format_, filters, bom, actor=_actor())
+            run, _text = log_export.write_export_file(output, format_, filters, bom, actor=_actor())
         else:
             run = log_export.Export(format_, filters, bom)
             with click.open_file("-", "wb") as stdout:
                 for chunk in run.chunks():
                     stdout.write(chunk)
                 stdout.flush()
-            manifest = run.manifest()
-            log_export.record_export(manifest, actor=_actor())
+            log_export.record_export(run.manifest_text(), actor=_actor())
     except log_export.ExportError as error:
         raise click.ClickException(str(error)) from None
     where = f" to {output} (manifest {output}.manifest.json)" if output else ""
     click.echo(
-        f"Exported {manifest['rows']} event(s) as {format_}{where}, sha256 {manifest['sha256']}.",
+        f"Exported {run.row_count} event(s) as {format_}{where}, sha256 {run.sha256}.",
         err=True,
     )
 
