@@ -443,7 +443,8 @@ def _import_chunk(
         provenances.append((row, provenance))
     if summary.rejected and not options.skip_invalid:
         return
-    erased = suppressed_addresses(emails)
+    # Erased new addresses are place_many's to find; a known one may carry a tombstone too.
+    erased = suppressed_addresses([email for email in emails if email in known])
     claimed = _claimed_addresses([row.email for row, _ in provenances if row.email not in known])
     new: list[consent.NewContact] = []
     for row, provenance in provenances:
