@@ -92,7 +92,13 @@ class Bench:
             "page": 1_000 if self.quick else 10_000,
             "scale": 20_000 if self.quick else 1_000_000,
             # 5 events per contact: 10k / 100k and 1M events.
-            "export": [2_000] if self.quick else [20_000, 200_000],
+            "export": (
+                [int(n) for n in args.export_contacts.split(",")]
+                if args.export_contacts
+                else [2_000]
+                if self.quick
+                else [20_000, 200_000]
+            ),
             "import": args.import_rows or (5_000 if self.quick else 50_000),
             # About 30% of a data set's contacts receive market-insights.
             "audience": args.audience_contacts or (2_000 if self.quick else 200_000),
@@ -650,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10, quick 3)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections")
     parser.add_argument("--import-rows", type=int, help="rows of the import figure")
+    parser.add_argument("--export-contacts", help="data sets of the export figure (20000,200000)")
     parser.add_argument("--audience-contacts", type=int, help="data set of the audience figure")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
