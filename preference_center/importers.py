@@ -359,14 +359,28 @@ def import_contacts(
     """Validate every row of ``data``, then add or update each valid one.
 
     Raises ``ImportRefused`` for a file that cannot be imported at all, and
-    ``InvalidRows`` (nothing written) when rows are invalid and
-    ``skip_invalid`` is off. The caller commits (or rolls back after a
-    refusal); a dry run rolls back here. Rows are read and written
+    ``InvalidRows`` when rows are invalid and ``skip_invalid`` is off; either
+    way the session is rolled back here, so nothing is written. The caller
+    commits; a dry run rolls back here. Rows are read and written
     ``CHUNK_ROWS`` at a time (``consent.place_many`` for new contacts,
     ``consent.place`` for known ones); ``progress`` is told the number of data
     rows read after each chunk, and whether that was the last.
     """
     mailing_list = find_list(options.list_slug)
+    try:
+        return _import_all(data, options, mailing_list, progress)
+    except ImportRefused:
+        # Earlier chunks were written in this transaction: a refused file leaves nothing.
+        db.session.rollback()
+        raise
+
+
+def _import_all(
+    data: bytes,
+    options: ImportOptions,
+    mailing_list: MailingList,
+    progress: Callable[[int, bool], None] | None,
+) -> ImportSummary:
     text, encoding = decode(data)
     summary = ImportSummary(list_slug=mailing_list.slug, encoding=encoding, dry_run=options.dry_run)
     read = read_rows(text, options, summary)

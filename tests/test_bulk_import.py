@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from helpers import fresh
 
 from preference_center import addresses, consent, importers, ledger, suppression, wording
@@ -257,3 +258,19 @@ def test_bulk_import_spans_chunks_all_or_nothing(app, make, runner, monkeypatch,
     fresh()
     assert db.session.execute(db.select(db.func.count()).select_from(Address)).scalar_one() == 40
     assert ledger.verify_all().ok
+
+
+def test_a_refused_file_leaves_nothing_even_after_its_first_chunks(app, make, monkeypatch):
+    make.list("insights")
+    monkeypatch.setattr(importers, "CHUNK_ROWS", 3)
+    rows = "".join(f"q{n}@example.com\n" for n in range(10))
+    options = importers.ImportOptions(
+        list_slug="insights", source="sheet", basis="express", added_by="Dana Reyes"
+    )
+
+    with pytest.raises(importers.InvalidRows):
+        importers.import_contacts(f"email\n{rows}broken\n".encode(), options)
+    db.session.commit()  # what a door might do next: the refusal already left nothing
+
+    assert db.session.execute(db.select(db.func.count()).select_from(Contact)).scalar_one() == 0
+    assert db.session.execute(db.select(ConsentEvent)).first() is None
