@@ -391,6 +391,7 @@ def _chunk(rng: random.Random, lists: list, contact_ids: range, ids: dict) -> di
                 ip=None,
                 user_agent=None,
                 notice_version=1,
+                jurisdiction=None,
                 evidence=profile["evidence"],
                 detail=None,
                 personal_salt=f"{rng.getrandbits(128):032x}",
