@@ -62,6 +62,10 @@ def init_app(app: Flask) -> None:
         options.setdefault("socket_connect_timeout", REDIS_TIMEOUT_SECONDS)
         options.setdefault("socket_timeout", REDIS_TIMEOUT_SECONDS)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    # Under gevent, requests already waiting on Redis when one of them switches to
+    # the fallback would raise (Flask-Limiter only falls back once): let those few
+    # through uncounted, with a log line, rather than answer 500.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     # The limiter is one object for every app made in this process: a new app
     # starts on its own storage, not on the last one's fallback.
     limiter._storage_dead = False
