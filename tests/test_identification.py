@@ -3,6 +3,7 @@ and a contact (CASL Regulations s.2, CAN-SPAM §7704(a)(5))."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def test_every_email_names_the_sender_the_mailing_address_and_a_contact(
     insights = make.list("market-insights", name="Market Insights")
     contact = make.contact("pat@example.com", "Pat")
     subscription = make.subscription(contact, insights, state="invited", basis="none")
+    # The reconfirmation names the day implied consent ends.
+    subscription.expires_at = datetime(2027, 3, 1)
     mailer.queue(
         template,
         contact.primary_email,
@@ -53,6 +56,8 @@ def test_every_email_names_the_sender_the_mailing_address_and_a_contact(
         approve_url="https://prefs.example.test/approve",
         confirm_url="https://prefs.example.test/confirm",
         verify_url="https://prefs.example.test/verify",
+        yes_url="https://prefs.example.test/yes",
+        keep_url="https://prefs.example.test/keep",
         link=tokens.manage_url(contact),
         masked="p***@example.com",
         hours=24,
