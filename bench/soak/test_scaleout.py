@@ -162,7 +162,9 @@ def fresh_link_statuses(ports: list[int], email: str, first_ip: int) -> list[int
     status, headers, body = harness.request(ports[0], "GET", "/p", "soak/fresh-link")
     assert status == 200
     cookie = next(v for k, v in headers if k.lower() == "set-cookie").split(";", 1)[0]
-    form = urllib.parse.urlencode({"csrf_token": harness.CSRF.search(body).group(1), "email": email})
+    form = urllib.parse.urlencode(
+        {"csrf_token": harness.CSRF.search(body).group(1), "email": email}
+    )
     statuses = []
     for attempt in range(4):
         headers = {
@@ -421,7 +423,9 @@ def test_two_instances_and_five_workers_keep_one_truth(database, tmp_path):
     delivered = sink.outbox_ids()
     assert sorted(set(delivered)) == rows, "a message missing, or one not from the outbox"
     repeats = len(delivered) - len(set(delivered))
-    print(f"{len(rows)} mails, {repeats} delivered twice (outbox workers killed {kills['outbox']}×)")
+    print(
+        f"{len(rows)} mails, {repeats} delivered twice (outbox workers killed {kills['outbox']}×)"
+    )
     assert repeats <= kills["outbox"], "a message delivered twice without a crash to explain it"
 
     # Each event at each webhook, in log order (so in each contact's order).
