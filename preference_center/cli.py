@@ -193,16 +193,21 @@ def create_admin_command(email: str, role: str, password: str):
     except auth.AdminError as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
+    _record_account_action(admin, "create_admin", role=role)
+    db.session.commit()
+    click.echo(f"Created {role} {admin.email}. Sign in at /admin/login.")
+
+
+def _record_account_action(admin, action: str, **detail: str) -> None:
+    """An admin account changed from the command line: on the record, as the admin area does."""
     db.session.add(
         AdminAction(
             admin_id=admin.id,
             actor="cli",
-            action="create_admin",
-            detail=json.dumps({"email": admin.email, "role": role}),
+            action=action,
+            detail=json.dumps({"email": admin.email, **detail}),
         )
     )
-    db.session.commit()
-    click.echo(f"Created {role} {admin.email}. Sign in at /admin/login.")
 
 
 @bp.cli.command("set-admin-password")
@@ -220,14 +225,7 @@ def set_admin_password_command(email: str, password: str):
     except auth.AdminError as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
-    db.session.add(
-        AdminAction(
-            admin_id=admin.id,
-            actor="cli",
-            action="change_password",
-            detail=json.dumps({"email": admin.email}),
-        )
-    )
+    _record_account_action(admin, "change_password")
     db.session.commit()
     click.echo(f"New password set for {admin.email}; every session of theirs has ended.")
 

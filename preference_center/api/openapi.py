@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
+from .. import audience
 from .requests import MAX_BATCH, ConsentBatch, ContactRequest, LinkBatchRequest, LinkRequest
 
 
@@ -155,19 +156,7 @@ SCHEMAS = {
     },
     "Recipient": {
         "type": "object",
-        "required": [
-            "email",
-            "contact",
-            "name",
-            "basis",
-            "expires_at",
-            "jurisdiction",
-            "cadence",
-            "manage_url",
-            "unsubscribe_url",
-            "list_unsubscribe",
-            "list_unsubscribe_post",
-        ],
+        "required": list(audience.FIELDS),
         "properties": {
             "email": {"type": "string", "description": "The deliver-to address."},
             "contact": {"type": "string", "description": "Public id; the `after` cursor."},
