@@ -11,7 +11,7 @@ import hashlib
 
 from flask import Blueprint, render_template, request
 
-from .. import links
+from .. import links, rate_limits
 from ..extensions import db, limiter
 from ..models import normalise_email
 from ..validation import InvalidAddress, email_address
@@ -34,6 +34,7 @@ def form():
 @bp.post("/p")
 @limiter.limit("10 per hour; 3 per minute")
 @limiter.limit("3 per hour", key_func=address_key)
+@rate_limits.shared_counters_required
 def request_link():
     """Queue a fresh link to a known address; answer the same either way."""
     try:

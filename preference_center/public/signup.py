@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, render_template, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from .. import signup
+from .. import rate_limits, signup
 from ..extensions import csrf, db, limiter
 from ..models import Channel, MailingList, normalise_email, utcnow
 from ..security import embeddable_csp
@@ -135,6 +135,7 @@ def address_key() -> str:
 @bp.post("/s")
 @limiter.limit(ip_rate)
 @limiter.limit(address_rate, key_func=address_key)
+@rate_limits.shared_counters_required
 def submit():
     """Queue a confirmation for each chosen list; answer the same either way."""
     claims = form_claims()
