@@ -36,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     inputs.init_app(app)
 
     db.init_app(app)
+    database.remove_session_safely(app, db)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     mail.init_app(app)
