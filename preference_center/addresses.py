@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 
-from . import mailer, tokens, wording
+from . import languages, mailer, tokens, wording
 from .consent import ConsentError, Via, lock_contact, record
 from .extensions import db
 from .models import BUSINESS, PERSONAL, Address, Contact, Subscription, normalise_email, utcnow
@@ -27,13 +29,13 @@ def add_business_address(contact: Contact, email: str, via: Via) -> Address:
     """Add (or replace) the contact's business address; the owner is asked to approve."""
     email = normalise_email(email)
     if "@" not in email or len(email) > 320 or " " in email:
-        raise ConsentError("Please enter a valid email address.")
+        raise ConsentError(_("Please enter a valid email address."))
     contact = lock_contact(contact)
     if email == contact.primary_email:
-        raise ConsentError("That is already the address we write to.")
+        raise ConsentError(_("That is already the address we write to."))
     taken = db.session.execute(db.select(Address).filter_by(email=email)).scalar_one_or_none()
     if taken is not None and taken.contact_id != contact.id:
-        raise ConsentError("We can't use that address here. Please choose another one.")
+        raise ConsentError(_("We can't use that address here. Please choose another one."))
     current = contact.business_address
     if current is not None and current.email == email:
         address = current
@@ -56,7 +58,9 @@ def queue_owner_approval(contact: Contact, address: Address) -> None:
     mailer.queue(
         "approve_address",
         contact.primary_email,
-        f"Send business messages to {wording.mask_email(address.email)}?",
+        lazy_gettext(
+            "Send business messages to %(address)s?", address=wording.mask_email(address.email)
+        ),
         "approve_address",
         contact=contact,
         masked=wording.mask_email(address.email),
@@ -75,8 +79,12 @@ def approve_business_address(contact: Contact, fingerprint: str, via: Via) -> bo
     mailer.queue(
         "verify_address",
         address.email,
-        f"Please confirm your business address for {current_app.config['ORGANISATION_NAME']}",
+        lazy_gettext(
+            "Please confirm your business address for %(organisation)s",
+            organisation=current_app.config["ORGANISATION_NAME"],
+        ),
         "verify_address",
+        language=languages.of_contact(contact),
         # No manage link in this mail: the address is not verified yet, and
         # whoever reads it must not get control of the contact's preferences.
         verify_url=f"{current_app.config['PUBLIC_BASE_URL']}/verify-address/{token}",
@@ -109,10 +117,10 @@ def verify_business_address(contact: Contact, fingerprint: str, via: Via) -> boo
 def wants_business_address(contact: Contact, to: str) -> bool:
     """Whether ``to`` names the business address, which must be verified to be used."""
     if to not in (BUSINESS, PERSONAL):
-        raise ConsentError("Choose the business or the personal address.")
+        raise ConsentError(_("Choose the business or the personal address."))
     address = contact.business_address
     if to == BUSINESS and (address is None or address.verified_at is None):
-        raise ConsentError("Verify your business address first.")
+        raise ConsentError(_("Verify your business address first."))
     return to == BUSINESS
 
 

@@ -40,6 +40,8 @@ def from_environment(instance_path: str) -> dict:
         "PUBLIC_BASE_URL": (env("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "SENDER_NAME": env("SENDER_NAME") or "Dana Reyes",
         "ORGANISATION_NAME": env("ORGANISATION_NAME") or "Harbor Financial",
+        # Pages and mail use it when nothing else names a language (BCP 47, see languages.py).
+        "DEFAULT_LANGUAGE": env("DEFAULT_LANGUAGE") or "en",
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),

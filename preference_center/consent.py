@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from . import ledger, mailer, suppression
 from .extensions import db
+from .languages import SUPPORTED
 from .models import (
     BASES,
     BUSINESS,
@@ -52,6 +54,8 @@ class Via:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The language the contact saw when they acted (BCP 47), recorded on each event.
+    language: str | None = None
 
 
 SYSTEM = Via(channel="system", actor="system")
@@ -155,6 +159,7 @@ def record(
         ip=via.ip,
         user_agent=(via.user_agent or None) and via.user_agent[:512],
         notice_version=mailing_list.notice_version if mailing_list else None,
+        language=via.language,
         evidence=evidence,
         detail=detail,
     )
@@ -295,10 +300,10 @@ def opt_in(contact: Contact, mailing_list: MailingList, via: Via, *, evidence: s
     the same confirmation, which makes it lasting.
     """
     if mailing_list.archived_at is not None:
-        raise ConsentError("This list is no longer offered.")
+        raise ConsentError(_("This list is no longer offered."))
     if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
         raise ConsentError(
-            "You said no to business messages. Allow business messages first, then choose lists."
+            _("You said no to business messages. Allow business messages first, then choose lists.")
         )
     lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
@@ -451,6 +456,21 @@ def set_receipts(contact: Contact, enabled: bool, via: Via) -> bool:
         contact.receipt_due_at = None
     state = "on" if enabled else "off"
     record(contact, via, f"receipts_{state}", to_state=state)
+    return True
+
+
+def set_language(contact: Contact, language: str, via: Via) -> bool:
+    """The language of the contact's pages and mail (a preference, logged like one).
+
+    ``language`` must be a supported BCP 47 tag (``languages.normalise`` makes one).
+    """
+    if language not in SUPPORTED:
+        raise ConsentError(f"Unknown language {language!r}; use one of {', '.join(SUPPORTED)}.")
+    contact = lock_contact(contact)
+    if contact.language == language:
+        return False
+    previous, contact.language = contact.language, language
+    record(contact, via, "language_set", from_state=previous, to_state=language)
     return True
 
 

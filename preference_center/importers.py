@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import IO
 
-from . import consent, wording
+from . import consent, languages, wording
 from .consent import ConsentError, Provenance, Via
 from .extensions import db
 from .models import (
@@ -38,7 +38,7 @@ from .suppression import CHUNK, suppressed_addresses
 
 PLAIN = "csv"
 LINKEDIN = "linkedin"
-PLAIN_COLUMNS = ("email", "name", "evidence", "basis_date")
+PLAIN_COLUMNS = ("email", "name", "evidence", "basis_date", "language")
 # LinkedIn's header is First Name,Last Name,URL,Email Address,Company,Position,Connected On;
 # these columns make a header row LinkedIn's, whatever else it grows.
 LINKEDIN_REQUIRED = frozenset({"first name", "last name", "email address", "connected on"})
@@ -141,6 +141,8 @@ class _Row:
     name: str | None
     evidence: str
     basis_date: date | None
+    # BCP 47, one of languages.SUPPORTED; None when the file gives none.
+    language: str | None = None
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -196,7 +198,8 @@ def detect(text: str) -> tuple[str, str, int, list[str]]:
             return PLAIN, delimiter, line, values
     raise ImportRefused(
         f"No 'email' column in the header row (line {first[0]}: {', '.join(first[1])}). "
-        "The first row must name the columns: email (required), name, evidence, basis_date. "
+        "The first row must name the columns: email (required), name, evidence, basis_date, "
+        "language. "
         "A LinkedIn Connections.csv is recognised by its own header row."
     )
 
@@ -293,10 +296,16 @@ def read_rows(
             problems.append(f"{raw_email.strip()!r} is not an email address")
         if date_problem:
             problems.append(date_problem)
+        raw_language = _cell(values, columns, "language").strip()
+        language = languages.normalise(raw_language) if raw_language else None
+        if raw_language and language is None:
+            problems.append(
+                f"language {raw_language!r} is not one we speak ({', '.join(languages.SUPPORTED)})"
+            )
         if problems:
             yield Rejected(line=line, reason="; ".join(problems), values=values)
         else:
-            yield _Row(line, values, email, _clean_name(name), evidence, basis_date)
+            yield _Row(line, values, email, _clean_name(name), evidence, basis_date, language)
 
 
 def find_list(slug: str) -> MailingList:
@@ -410,6 +419,9 @@ def _import_row(
         contact.addresses.append(Address(email=row.email, kind=PERSONAL))
         db.session.add(contact)
         db.session.flush()
+    # The file names a language only for contacts who have not chosen one themselves.
+    if row.language is not None and contact.language is None:
+        consent.set_language(contact, row.language, via)
     _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
     return outcome
 

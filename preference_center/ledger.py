@@ -50,6 +50,8 @@ HASHED_FIELDS = (
     "personal_digest",
     "prev_hash",
 )
+# Hashed only when set, so events written before the field existed keep their hashes.
+OPTIONAL_HASHED_FIELDS = ("language",)
 # What erasure removes from an event; the hash covers them through the digest.
 PERSONAL_FIELDS = ("ip", "user_agent", "evidence", "detail")
 
@@ -69,7 +71,8 @@ def _canonical_json(fields: dict[str, Any], names: Iterable[str]) -> str:
 
 def canonical(fields: dict[str, Any]) -> str:
     """The exact text an event's hash is computed over."""
-    return _canonical_json(fields, HASHED_FIELDS)
+    optional = tuple(name for name in OPTIONAL_HASHED_FIELDS if fields.get(name) is not None)
+    return _canonical_json(fields, HASHED_FIELDS + optional)
 
 
 def personal_digest(salt: str, fields: dict[str, Any] | ConsentEvent | Row) -> str:
@@ -102,7 +105,7 @@ def hashed_fields(event: ConsentEvent | Row, contact_public_id: str, list_slug: 
         "notice_version": event.notice_version,
         "personal_digest": event.personal_digest,
         "prev_hash": event.prev_hash,
-    }
+    } | {name: getattr(event, name) for name in OPTIONAL_HASHED_FIELDS if getattr(event, name)}
 
 
 def append(contact: Contact, event: ConsentEvent, list_slug: str | None) -> ConsentEvent:

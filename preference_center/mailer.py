@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,7 +22,9 @@ from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import TYPE_CHECKING
 
 from flask import current_app, render_template
+from flask_babel import gettext as _
 
+from . import languages
 from .extensions import db
 from .models import Contact, MailingList, OutboxMessage, utcnow
 
@@ -41,31 +44,37 @@ _BODY_POLICY = SMTP.clone(max_line_length=76)
 def queue(
     kind: str,
     to_email: str,
-    subject: str,
+    subject: str | Callable[[], str],
     template: str,
     *,
     contact: Contact | None = None,
     mailing_list: MailingList | None = None,
     headers: dict[str, str] | None = None,
+    language: str | None = None,
     **context: object,
 ) -> OutboxMessage:
-    """Render ``email/<template>.txt`` and ``.html`` and add them to the outbox."""
+    """Render ``email/<template>.txt`` and ``.html`` and add them to the outbox.
+
+    Subject and bodies are written in ``language``, else the contact's
+    (``languages.of_contact``); a subject from ``lazy_gettext`` is translated here.
+    """
     from . import tokens
 
     if contact is not None:
         context.setdefault("manage_url", tokens.manage_url(contact))
     context.setdefault("organisation", current_app.config["ORGANISATION_NAME"])
     context.setdefault("sender_name", current_app.config["SENDER_NAME"])
-    message = OutboxMessage(
-        kind=kind,
-        contact_id=contact.id if contact else None,
-        list_id=mailing_list.id if mailing_list else None,
-        to_email=to_email,
-        subject=subject,
-        text_body=render_template(f"email/{template}.txt", **context),
-        html_body=render_template(f"email/{template}.html", **context),
-        headers_json=json.dumps(headers or {}),
-    )
+    with languages.speaking(language or languages.of_contact(contact)):
+        message = OutboxMessage(
+            kind=kind,
+            contact_id=contact.id if contact else None,
+            list_id=mailing_list.id if mailing_list else None,
+            to_email=to_email,
+            subject=str(subject() if callable(subject) else subject),
+            text_body=render_template(f"email/{template}.txt", **context),
+            html_body=render_template(f"email/{template}.html", **context),
+            headers_json=json.dumps(headers or {}),
+        )
     db.session.add(message)
     return message
 
@@ -98,7 +107,7 @@ def queue_confirmation(subscription: Subscription) -> OutboxMessage:
     return queue(
         "confirmation",
         delivery_address(subscription),
-        f"Please confirm: {mailing_list.name}",
+        lambda: _("Please confirm: %(list)s", list=languages.list_name(mailing_list)),
         "confirmation",
         contact=contact,
         mailing_list=mailing_list,
@@ -115,7 +124,11 @@ def queue_invitation(subscription: Subscription) -> OutboxMessage:
     return queue(
         "invitation",
         delivery_address(subscription),
-        f"May {current_app.config['SENDER_NAME']} send you {mailing_list.name}?",
+        lambda: _(
+            "May %(sender)s send you %(list)s?",
+            sender=current_app.config["SENDER_NAME"],
+            list=languages.list_name(mailing_list),
+        ),
         "invitation",
         contact=contact,
         mailing_list=mailing_list,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import false
 
 from .consent import effective_state
 from .extensions import db
+from .languages import default as default_language
 from .ledger import format_time
 from .models import (
     BUSINESS,
@@ -42,6 +43,8 @@ class Answer:
     reason: str
     deliver_to: str | None
     expires_at: str | None
+    # The contact's language (BCP 47), so the sender can write to them in it.
+    language: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +92,17 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     mailing_list, subscription = pair
     if address is None or contact.erased_at is not None:
         return Answer(False, "unknown", None, "This address is not a known contact.", None, None)
+    answer = _decide(contact, address, mailing_list, subscription, now)
+    return replace(answer, language=contact.language or default_language())
+
+
+def _decide(
+    contact: Contact,
+    address: Address,
+    mailing_list: MailingList,
+    subscription: Subscription | None,
+    now: datetime,
+) -> Answer:
     target = deliver_to(contact, mailing_list, subscription)
     if subscription is None:
         reason = "The contact is not on this list."

@@ -68,6 +68,8 @@ class Contact(db.Model):
     # Business lists go to the verified business address when this is true.
     business_mail_to_business_address: Mapped[bool] = mapped_column(Boolean, default=False)
     receipts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # BCP 47 tag of the language pages and mail use (languages.SUPPORTED); None: negotiate.
+    language: Mapped[str | None] = mapped_column(String(16))
     # A receipt of recent page changes is due at this time (batched, not per click).
     receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Hash of the newest consent event of this contact: the head of its chain.
@@ -126,6 +128,29 @@ class MailingList(db.Model):
     notices: Mapped[list[ListNotice]] = relationship(
         back_populates="mailing_list", order_by="ListNotice.version"
     )
+    # Loaded with the lists: the page shows many lists and each needs its wording.
+    translations: Mapped[list[ListTranslation]] = relationship(
+        back_populates="mailing_list",
+        order_by="ListTranslation.language",
+        lazy="selectin",
+        cascade="all, delete-orphan",
+    )
+
+
+class ListTranslation(db.Model):
+    """A list's name, description and frequency in one more language."""
+
+    __tablename__ = "list_translations"
+    __table_args__ = (UniqueConstraint("list_id", "language"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
+    language: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    frequency: Mapped[str] = mapped_column(String(200), default="")
+
+    mailing_list: Mapped[MailingList] = relationship(back_populates="translations")
 
 
 class ListNotice(db.Model):
@@ -140,6 +165,8 @@ class ListNotice(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     frequency: Mapped[str] = mapped_column(String(200))
+    # JSON object {tag: {name, description, frequency}}: every language's wording.
+    translations: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="notices")
@@ -201,6 +228,8 @@ class ConsentEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     notice_version: Mapped[int | None] = mapped_column(Integer)
+    # The language the contact saw (BCP 47); hashed when set, so older events keep theirs.
+    language: Mapped[str | None] = mapped_column(String(16))
     evidence: Mapped[str | None] = mapped_column(Text)
     # Free detail: the contact's own words, an address change, a reason.
     detail: Mapped[str | None] = mapped_column(Text)

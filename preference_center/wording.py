@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy.orm import joinedload
 
+from . import languages
 from .consent import effective_state
 from .extensions import db
 from .models import (
@@ -20,57 +22,91 @@ from .models import (
     Subscription,
 )
 
-STATE_LABELS = {
-    SUBSCRIBED: "On",
-    PENDING: "Waiting for your confirmation",
-    INVITED: "Invited — nothing is sent unless you say yes",
-    UNSUBSCRIBED: "Off",
-    EXPIRED: "Ended — nothing is sent unless you say yes",
-}
+
+def state_label(state: str | None) -> str:
+    """What a list's state means to the contact, in the current language."""
+    labels = {
+        SUBSCRIBED: _("On"),
+        PENDING: _("Waiting for your confirmation"),
+        INVITED: _("Invited — nothing is sent unless you say yes"),
+        UNSUBSCRIBED: _("Off"),
+        EXPIRED: _("Ended — nothing is sent unless you say yes"),
+    }
+    return labels.get(state, _("Off — you are not on this list"))
+
 
 NETWORKING_SOURCE = "networking import"
 
 
 def day(moment: date | datetime | None) -> str:
-    """15 Feb 2011 (no leading zero, English month abbreviation)."""
+    """15 Feb 2011, 15 févr. 2011: the date as the current language writes it."""
     if moment is None:
-        return "an unknown date"
-    return f"{moment.day} {moment:%b %Y}"
+        return _("an unknown date")
+    return languages.day(moment)
 
 
 def why(subscription: Subscription) -> str:
     """One sentence built from the subscription's provenance."""
     s = subscription
-    organisation = current_app.config["ORGANISATION_NAME"]
-    added = day(s.added_at)
-    by = s.added_by
+    words = {
+        "by": s.added_by,
+        "added": day(s.added_at),
+        "organisation": current_app.config["ORGANISATION_NAME"],
+        "source": s.source,
+        "date": day(s.basis_date),
+        "confirmed": day(s.confirmed_at),
+    }
     if s.source == NETWORKING_SOURCE:
-        sentence = (
-            f"{by} added you on {added} from a LinkedIn connections export. "
-            "A connection is not consent, so you get nothing until you say yes."
+        sentence = _(
+            "%(by)s added you on %(added)s from a LinkedIn connections export. "
+            "A connection is not consent, so you get nothing until you say yes.",
+            **words,
         )
     elif s.basis == "double_opt_in":
-        confirmed = f" on {day(s.confirmed_at)}" if s.confirmed_at else ""
-        where = "on this page" if s.source == "preference page" else f"on {s.source}"
-        sentence = f"You subscribed on {added} {where} and confirmed by email{confirmed}."
-    elif s.basis == "express" and by == "you":
-        sentence = f"You said yes on {added} on this page."
+        here = s.source == "preference page"
+        if s.confirmed_at and here:
+            sentence = _(
+                "You subscribed on %(added)s on this page and confirmed by email on %(confirmed)s.",
+                **words,
+            )
+        elif s.confirmed_at:
+            sentence = _(
+                "You subscribed on %(added)s on %(source)s and confirmed by email on "
+                "%(confirmed)s.",
+                **words,
+            )
+        elif here:
+            sentence = _(
+                "You subscribed on %(added)s on this page and confirmed by email.", **words
+            )
+        else:
+            sentence = _(
+                "You subscribed on %(added)s on %(source)s and confirmed by email.", **words
+            )
+    elif s.basis == "express" and s.added_by == "you":
+        sentence = _("You said yes on %(added)s on this page.", **words)
     elif s.basis == "express":
-        sentence = f"{by} added you on {added}: you said yes through {s.source}."
+        sentence = _("%(by)s added you on %(added)s: you said yes through %(source)s.", **words)
     elif s.basis == "implied_purchase":
-        sentence = (
-            f"{by} added you on {added} because you bought from {organisation} "
-            f"on {day(s.basis_date)}."
+        sentence = _(
+            "%(by)s added you on %(added)s because you bought from %(organisation)s on %(date)s.",
+            **words,
         )
     elif s.basis == "implied_inquiry":
-        sentence = (
-            f"{by} added you on {added} because you asked {organisation} a question "
-            f"on {day(s.basis_date)}."
+        sentence = _(
+            "%(by)s added you on %(added)s because you asked %(organisation)s a question "
+            "on %(date)s.",
+            **words,
         )
     elif s.basis == "personal":
-        sentence = f"{by} added you on {added} because you know each other personally."
+        sentence = _(
+            "%(by)s added you on %(added)s because you know each other personally.", **words
+        )
     else:
-        sentence = f"{by} added you on {added} from {s.source}. You get nothing until you say yes."
+        sentence = _(
+            "%(by)s added you on %(added)s from %(source)s. You get nothing until you say yes.",
+            **words,
+        )
     return sentence + ending(subscription)
 
 
@@ -80,8 +116,8 @@ def ending(subscription: Subscription) -> str:
     if subscription.expires_at is None or subscription.state not in (SUBSCRIBED, EXPIRED):
         return ""
     if effective_state(subscription) == EXPIRED:
-        return f" This ended on {day(subscription.expires_at)}."
-    return f" This ends on {day(subscription.expires_at)} unless you say yes."
+        return " " + _("This ended on %(date)s.", date=day(subscription.expires_at))
+    return " " + _("This ends on %(date)s unless you say yes.", date=day(subscription.expires_at))
 
 
 def mask_email(email: str | None) -> str:
@@ -92,58 +128,103 @@ def mask_email(email: str | None) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-CHANNELS = {
-    "preference_page": "on this page",
-    "one_click": "with the unsubscribe button of your mail app",
-    "email_confirmation": "from the link we emailed you",
-    "api": "by the sender's systems",
-    "admin": "by the sender's staff",
-    "import": "by an import",
-    "system": "automatically",
-}
+def channel_words(channel: str) -> str:
+    """How a change arrived, as the end of a history line says it."""
+    words = {
+        "preference_page": _("on this page"),
+        "one_click": _("with the unsubscribe button of your mail app"),
+        "email_confirmation": _("from the link we emailed you"),
+        "api": _("by the sender's systems"),
+        "admin": _("by the sender's staff"),
+        "import": _("by an import"),
+        "system": _("automatically"),
+    }
+    return words.get(channel, channel)
 
-ACTIONS = {
-    "opt_in": "You said yes to {list}; it starts once you confirm by email",
-    "confirm": "You confirmed {list} by email",
-    "affirm": "You confirmed that you want to keep {list}",
-    "withdraw": "{list} was stopped",
-    "invite": "You were invited to {list}",
-    "subscribe": "You were added to {list}",
-    "expire": "{list} ended: the implied consent ran out",
-    "dispute": "You said you never agreed to {list}, and it was stopped",
-    "decline_business": "You said no to business messages",
-    "allow_business": "You allowed business messages again",
-    "business_address_added": "You asked to use {detail} for business messages",
-    "business_address_approved": "You approved {detail} for business messages",
-    "business_address_verified": "You confirmed the business address {detail}",
-    "route_business_mail": "Business messages now go to your {to_state} address",
-    "business_address_removed": "You removed the business address {detail}",
-    "route_list": "{list} is now {detail}",
-    "links_reset": "You reset your links, so older links stopped working",
-    "receipts_on": "You turned emailed receipts on",
-    "receipts_off": "You turned emailed receipts off",
-}
+
+def action_words(event: ConsentEvent, name: str) -> str:
+    """What an event did, in a sentence without its date or channel."""
+    detail = event.detail or ""
+    to_state = event.to_state or ""
+    words = {
+        "opt_in": lambda: _(
+            "You said yes to %(list)s; it starts once you confirm by email", list=name
+        ),
+        "confirm": lambda: _("You confirmed %(list)s by email", list=name),
+        "affirm": lambda: _("You confirmed that you want to keep %(list)s", list=name),
+        "withdraw": lambda: _("%(list)s was stopped", list=name),
+        "invite": lambda: _("You were invited to %(list)s", list=name),
+        "subscribe": lambda: _("You were added to %(list)s", list=name),
+        "expire": lambda: _("%(list)s ended: the implied consent ran out", list=name),
+        "dispute": lambda: _(
+            "You said you never agreed to %(list)s, and it was stopped", list=name
+        ),
+        "decline_business": lambda: _("You said no to business messages"),
+        "allow_business": lambda: _("You allowed business messages again"),
+        "business_address_added": lambda: _(
+            "You asked to use %(address)s for business messages", address=detail
+        ),
+        "business_address_approved": lambda: _(
+            "You approved %(address)s for business messages", address=detail
+        ),
+        "business_address_verified": lambda: _(
+            "You confirmed the business address %(address)s", address=detail
+        ),
+        "route_business_mail": lambda: (
+            _("Business messages now go to your business address")
+            if to_state == "business"
+            else _("Business messages now go to your personal address")
+        ),
+        "business_address_removed": lambda: _(
+            "You removed the business address %(address)s", address=detail
+        ),
+        "route_list": lambda: (
+            _("%(list)s now goes to your business address", list=name)
+            if "business" in detail
+            else _("%(list)s now goes to your personal address", list=name)
+        ),
+        "links_reset": lambda: _("You reset your links, so older links stopped working"),
+        "receipts_on": lambda: _("You turned emailed receipts on"),
+        "receipts_off": lambda: _("You turned emailed receipts off"),
+        "language_set": lambda: _(
+            "You chose %(language)s for your pages and emails",
+            language=language_name(to_state),
+        ),
+    }
+    found = words.get(event.action)
+    return found() if found else event.action.replace("_", " ").capitalize()
+
+
+def language_name(tag: str) -> str:
+    """A language's name in the current language (or the tag, if it is not one we speak)."""
+    known = languages.normalise(tag)
+    return languages.display_name(known, languages.current(), capitalised=False) if known else tag
 
 
 def actor_name(actor: str) -> str:
     if actor == "contact":
-        return "you"
+        return _("you")
     if actor.startswith("admin:"):
-        return "the sender's staff"
+        return _("the sender's staff")
     if actor.startswith("api:"):
-        return "the sender's systems"
+        return _("the sender's systems")
     return actor
 
 
 def describe(event: ConsentEvent) -> str:
     """One line of the contact's history, in plain language."""
-    name = event.mailing_list.name if event.mailing_list else "a list"
-    template = ACTIONS.get(event.action, event.action.replace("_", " ").capitalize())
-    what = template.format(list=name, detail=event.detail or "", to_state=event.to_state or "")
-    how = CHANNELS.get(event.channel, event.channel)
-    who = actor_name(event.actor)
-    by = "" if who == "you" or event.channel == "system" else f", by {who}"
-    return f"{day(event.occurred_at)}: {what} ({how}{by})."
+    name = languages.list_name(event.mailing_list) if event.mailing_list else _("a list")
+    what = action_words(event, name)
+    how = channel_words(event.channel)
+    if event.actor == "contact" or event.channel == "system":
+        return _("%(date)s: %(what)s (%(how)s).", date=day(event.occurred_at), what=what, how=how)
+    return _(
+        "%(date)s: %(what)s (%(how)s, by %(who)s).",
+        date=day(event.occurred_at),
+        what=what,
+        how=how,
+        who=actor_name(event.actor),
+    )
 
 
 def history(contact: Contact, limit: int = 200) -> list[str]:

@@ -7,6 +7,7 @@ import re
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
+from .. import languages, list_translations
 from ..extensions import db
 from ..models import (
     AUDIENCES,
@@ -46,6 +47,25 @@ def has_history(mailing_list: MailingList) -> bool:
 
 def promise_from_form() -> dict[str, str]:
     return {name: (request.form.get(name) or "").strip() for name in PROMISE}
+
+
+def translations_from_form() -> dict[str, dict[str, str]]:
+    """Fields ``name_fr``, ``description_fr``, … for every language but the default."""
+    return {
+        tag: {
+            name: (request.form.get(f"{name}_{tag}") or "").strip()
+            for name in list_translations.FIELDS
+        }
+        for tag in languages.SUPPORTED
+        if tag != languages.default()
+    }
+
+
+def translation_problem(translations: dict[str, dict[str, str]]) -> str | None:
+    for tag, fields in translations.items():
+        if len(fields["name"]) > 200 or len(fields["frequency"]) > 200:
+            return f"The {tag} name and frequency can have at most 200 characters."
+    return None
 
 
 def promise_problem(promise: dict[str, str]) -> str | None:
@@ -95,10 +115,22 @@ def list_create():
         problem = f"A list with the slug {form['slug']!r} already exists."
     if problem:
         return invalid("admin/lists/form.html", problem, mailing_list=None, form=form)
+    translations = translations_from_form()
+    problem = translation_problem(translations)
+    if problem:
+        return invalid("admin/lists/form.html", problem, mailing_list=None, form=form)
     mailing_list = MailingList(**form, notice_version=1)
     db.session.add(mailing_list)
+    list_translations.set_translations(mailing_list, translations)
     db.session.flush()
-    db.session.add(ListNotice(list_id=mailing_list.id, version=1, **promise_from_form()))
+    db.session.add(
+        ListNotice(
+            list_id=mailing_list.id,
+            version=1,
+            translations=list_translations.notice_json(mailing_list),
+            **promise_from_form(),
+        )
+    )
     record_action("list_create", list=mailing_list.slug, audience=mailing_list.audience)
     db.session.commit()
     flash(f"Created the list {mailing_list.name}.")
@@ -112,7 +144,12 @@ def list_edit(slug: str):
     return render_template(
         "admin/lists/form.html",
         mailing_list=mailing_list,
-        form={name: getattr(mailing_list, name) for name in PROMISE},
+        form={name: getattr(mailing_list, name) for name in PROMISE}
+        | {
+            f"{name}_{tag}": value
+            for tag, fields in list_translations.wording_of(mailing_list).items()
+            for name, value in fields.items()
+        },
         deletable=not has_history(mailing_list),
     )
 
@@ -122,7 +159,8 @@ def list_update(slug: str):
     """Change what a list promises: a new notice version; past events keep theirs."""
     mailing_list = find_list(slug)
     promise = promise_from_form()
-    problem = promise_problem(promise)
+    translations = translations_from_form()
+    problem = promise_problem(promise) or translation_problem(translations)
     if problem:
         return invalid(
             "admin/lists/form.html",
@@ -132,14 +170,22 @@ def list_update(slug: str):
             deletable=not has_history(mailing_list),
         )
     changed = [name for name in PROMISE if getattr(mailing_list, name) != promise[name]]
+    if list_translations.set_translations(mailing_list, translations):
+        changed.append("translations")
     if not changed:
         flash("Nothing changed.")
         return redirect(url_for("admin.list_edit", slug=slug), code=303)
     for name in changed:
-        setattr(mailing_list, name, promise[name])
+        if name in PROMISE:
+            setattr(mailing_list, name, promise[name])
     mailing_list.notice_version += 1
     db.session.add(
-        ListNotice(list_id=mailing_list.id, version=mailing_list.notice_version, **promise)
+        ListNotice(
+            list_id=mailing_list.id,
+            version=mailing_list.notice_version,
+            translations=list_translations.notice_json(mailing_list),
+            **promise,
+        )
     )
     record_action(
         "list_edit", list=slug, changed=changed, notice_version=mailing_list.notice_version

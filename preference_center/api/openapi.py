@@ -122,6 +122,11 @@ SCHEMAS = {
             "reason": {"type": "string"},
             "deliver_to": _nullable("string"),
             "expires_at": _nullable("string", format="date-time"),
+            "language": {
+                **_nullable("string"),
+                "description": "The contact's language (BCP 47), the default if none is "
+                "stored; null for an unknown address.",
+            },
         },
     },
     "SubscriptionRequest": {
@@ -143,6 +148,11 @@ SCHEMAS = {
         "properties": {
             "email": _EMAIL,
             "name": {"type": ["string", "null"], "maxLength": 200},
+            "language": {
+                "type": ["string", "null"],
+                "description": "BCP 47: en, fr, de, es, pt-BR or ar (fr-CA is read as fr).",
+                "maxLength": 35,
+            },
             "subscriptions": {"type": "array", "items": _ref("SubscriptionRequest")},
         },
     },
@@ -157,6 +167,7 @@ SCHEMAS = {
                     "id": {"type": "string"},
                     "email": {"type": "string"},
                     "name": _nullable("string"),
+                    "language": _nullable("string"),
                 },
             },
             "subscriptions": {

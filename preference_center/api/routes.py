@@ -17,7 +17,7 @@ from datetime import date
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
-from .. import consent, feed, may_send, suppression, tokens
+from .. import consent, feed, languages, may_send, suppression, tokens
 from ..consent import ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
@@ -370,9 +370,25 @@ def date_field(data: dict, name: str) -> date | None:
         raise ApiError(422, "invalid_request", f"'{name}' must be a date (YYYY-MM-DD).") from None
 
 
+def language_field(body: dict) -> str | None:
+    """The optional ``language`` (BCP 47, one we speak: ``fr``, ``pt-BR``)."""
+    value = body.get("language")
+    if value is None:
+        return None
+    language = languages.normalise(value)
+    if language is None:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"'language' must be a BCP 47 tag of {', '.join(languages.SUPPORTED)}.",
+        )
+    return language
+
+
 def write_contact(body: dict) -> tuple[int, dict]:
     email = email_field(body)
     name = text_field(body, "name", required=False)
+    language = language_field(body)
     wanted = wanted_subscriptions(body.get("subscriptions"))
     if suppression.suppressed_address(email):
         raise ApiError(
@@ -395,6 +411,8 @@ def write_contact(body: dict) -> tuple[int, dict]:
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
+    if language is not None:
+        consent.set_language(contact, language, via)
     results = []
     for mailing_list, state, provenance in wanted:
         if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
@@ -417,7 +435,12 @@ def write_contact(body: dict) -> tuple[int, dict]:
                 "outcome": outcome,
             }
         )
-    contact_json = {"id": contact.public_id, "email": normalise_email(email), "name": contact.name}
+    contact_json = {
+        "id": contact.public_id,
+        "email": normalise_email(email),
+        "name": contact.name,
+        "language": contact.language,
+    }
     return (201 if created else 200), {"contact": contact_json, "subscriptions": results}
 
 

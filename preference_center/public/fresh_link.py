@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 
 from .. import links
 from ..extensions import db, limiter
@@ -38,7 +39,7 @@ def request_link():
     email = request.form.get("email", "").strip()
     if "@" not in email or len(email) > 320:
         return render_template(
-            "public/fresh_link.html", error="Please enter your email address."
+            "public/fresh_link.html", error=_("Please enter your email address.")
         ), 400
     links.send_fresh_link(email)
     db.session.commit()  # both branches end the same way, so timing does not tell them apart
