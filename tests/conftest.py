@@ -48,6 +48,25 @@ TEST_SECRET = "test-secret-key-" + "x" * 32
 # --- the database -----------------------------------------------------------
 
 
+def _compile_catalogs() -> None:
+    """Build any missing or stale .mo, as `make translations` does, so a bare pytest run
+    serves every language too."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parent.parent / "preference_center" / "translations"
+    for po in root.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with po.open("rb") as source:
+                catalog = read_po(source, locale=po.parent.parent.name)
+            with mo.open("wb") as target:
+                write_mo(target, catalog)
+
+
+_compile_catalogs()
+
+
 def _migrate(url: str, instance: Path) -> None:
     from flask_migrate import upgrade
 
