@@ -5,12 +5,17 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 HTMX := static/vendor/htmx.min.js
 
-.PHONY: run test lint install install-dev assets translations extract-messages browser java clean bench bench-tools soak soak-long
+.PHONY: run serve test lint install install-dev assets translations extract-messages browser java clean bench bench-tools soak soak-long
 
 run: install assets translations  ## set up, migrate, load the demo and serve on 127.0.0.1:5000
 	$(FLASK) db upgrade
 	$(FLASK) demo
 	bin/dev-server
+
+# Production serving (README, "Production"): migrations, gunicorn with gunicorn.conf.py
+# (gevent workers) on 127.0.0.1:$PORT (default 8000), and the outbox worker.
+serve: install assets translations
+	bin/serve
 
 test: install-dev assets translations browser java  ## set up and run the whole suite
 	$(BIN)/ruff check .

@@ -24,7 +24,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 WORKERS = 2
-WORKER_CLASS = "sync"
+# BENCH_WORKER_CLASS=gevent measures the worker class `make serve` uses (gunicorn.conf.py).
+WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "sync")
+# Not the project's gunicorn.conf.py (which gunicorn would read from the project folder).
+CONFIG = str(PROJECT_ROOT / "bench" / "gunicorn.conf.py")
 
 
 def free_port() -> int:
@@ -52,6 +55,8 @@ class Server:
     def command(self) -> list[str]:
         return [
             GUNICORN,
+            "--config",
+            CONFIG,
             "--workers",
             str(self.workers),
             "--worker-class",

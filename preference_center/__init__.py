@@ -8,7 +8,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 from flask import Flask
 
-from . import config, database, errors, languages, security
+from . import config, database, errors, inputs, jurisdictions, languages, security
 from .extensions import csrf, db, htmx, limiter, login_manager, mail, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +20,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=os.environ.get("INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
+        # instance/config.py is read from the instance folder, not the package.
+        instance_relative_config=True,
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
@@ -28,6 +30,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_pyfile("config.py", silent=True)
     if test_config:
         app.config.from_mapping(test_config)
+    if app.config.get("DEFAULT_JURISDICTION"):
+        # Refused at start-up: a typo would silently change which rules apply.
+        app.config["DEFAULT_JURISDICTION"] = jurisdictions.parse(app.config["DEFAULT_JURISDICTION"])
+    inputs.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -40,15 +46,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         database.configure_sqlite(db.engine)
 
-    # auth registers the Flask-Login user loader when imported.
-    from . import admin, api, cli, health, public
-    from .admin import auth  # noqa: F401
+    from . import admin, api, cli, feedback, health, public
 
     public.register_blueprints(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(cli.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(admin.bp)
+    app.register_blueprint(feedback.bp)
+    # With its views, and admin.auth's Flask-Login user loader.
+    admin.register_blueprint(app)
     security.init_app(app)
     errors.init_app(app)
     return app

@@ -9,15 +9,83 @@ is it used. Every change here is a consent event.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
+from sqlalchemy import or_
 
 from . import languages, mailer, tokens, wording
 from .consent import ConsentError, Via, lock_contact, record
 from .extensions import db
 from .models import BUSINESS, PERSONAL, Address, Contact, Subscription, normalise_email, utcnow
+from .validation import InvalidAddress, email_address
+
+_CHUNK = 500  # addresses per IN (...) query
+
+
+def identifies_contact():
+    """SQL: an address that says whose it is — the address on file, or a verified one.
+
+    A business address nobody has verified belongs to nobody: every lookup by
+    address (API, fresh links, the sender helpers, imports, may-send) uses this.
+    """
+    return or_(Address.kind == PERSONAL, Address.verified_at.is_not(None))
+
+
+def owned_addresses(emails: Iterable[str]) -> dict[str, Address]:
+    """The addresses among ``emails`` (normalised) that identify a contact, by address."""
+    wanted = sorted({normalise_email(email) for email in emails})
+    found: dict[str, Address] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        for address in db.session.execute(
+            db.select(Address).where(Address.email.in_(chunk), identifies_contact())
+        ).scalars():
+            found[address.email] = address
+    return found
+
+
+def contact_by_email(email: str) -> Contact | None:
+    """The (not erased) contact whose address on file or verified address is ``email``."""
+    return db.session.execute(
+        db.select(Contact)
+        .join(Address, Address.contact_id == Contact.id)
+        .where(
+            Address.email == normalise_email(email),
+            identifies_contact(),
+            Contact.erased_at.is_(None),
+        )
+    ).scalar_one_or_none()
+
+
+def release_unverified_claim(email: str, via: Via, *, keep: Contact | None = None) -> bool:
+    """Drop another contact's unverified claim on ``email`` before it is given to its owner.
+
+    Someone may type anyone's address as their business address; until it is
+    verified that claim must not stand in the way of the address's real owner.
+    The claimer's chain records the removal. Returns whether a claim was dropped.
+    """
+    claim = db.session.execute(
+        db.select(Address).filter_by(email=normalise_email(email))
+    ).scalar_one_or_none()
+    if claim is None or claim.verified_at is not None or claim.kind != BUSINESS:
+        return False
+    if keep is not None and claim.contact_id == keep.id:
+        return False
+    claimer = lock_contact(claim.contact)
+    for subscription in claimer.subscriptions:
+        subscription.deliver_to_business = False
+    claimer.addresses.remove(claim)
+    db.session.flush()
+    record(
+        claimer,
+        via,
+        "business_address_removed",
+        detail=f"{wording.mask_email(claim.email)}: never verified, claimed by its owner",
+    )
+    return True
 
 
 def address_fingerprint(email: str) -> str:
@@ -27,15 +95,21 @@ def address_fingerprint(email: str) -> str:
 
 def add_business_address(contact: Contact, email: str, via: Via) -> Address:
     """Add (or replace) the contact's business address; the owner is asked to approve."""
-    email = normalise_email(email)
-    if "@" not in email or len(email) > 320 or " " in email:
-        raise ConsentError(_("Please enter a valid email address."))
+    try:
+        email = email_address(email)
+    except InvalidAddress as error:
+        # The validator's reason is English; the contact reads the sentence in their language.
+        raise ConsentError(_("Please enter a valid email address.")) from error
     contact = lock_contact(contact)
     if email == contact.primary_email:
         raise ConsentError(_("That is already the address we write to."))
     taken = db.session.execute(db.select(Address).filter_by(email=email)).scalar_one_or_none()
     if taken is not None and taken.contact_id != contact.id:
-        raise ConsentError(_("We can't use that address here. Please choose another one."))
+        if taken.kind != BUSINESS or taken.verified_at is not None:
+            # Someone else's address on file, or verified by someone else.
+            raise ConsentError(_("We can't use that address here. Please choose another one."))
+        # Another contact's unverified claim: it belongs to nobody yet.
+        release_unverified_claim(email, via, keep=contact)
     current = contact.business_address
     if current is not None and current.email == email:
         address = current
@@ -64,7 +138,7 @@ def queue_owner_approval(contact: Contact, address: Address) -> None:
         "approve_address",
         contact=contact,
         masked=wording.mask_email(address.email),
-        approve_url=f"{current_app.config['PUBLIC_BASE_URL']}/verify-address/{token}",
+        approve_url=tokens.public_url("business_address.verify_page", token=token),
     )
 
 
@@ -87,7 +161,7 @@ def approve_business_address(contact: Contact, fingerprint: str, via: Via) -> bo
         language=languages.of_contact(contact),
         # No manage link in this mail: the address is not verified yet, and
         # whoever reads it must not get control of the contact's preferences.
-        verify_url=f"{current_app.config['PUBLIC_BASE_URL']}/verify-address/{token}",
+        verify_url=tokens.public_url("business_address.verify_page", token=token),
     )
     return True
 

@@ -8,46 +8,62 @@ import time
 from pathlib import Path
 
 import click
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 from . import (
+    audience,
+    config,
     consent,
     demo,
+    dkim_signing,
     importers,
     invitations,
     ledger,
+    list_notices,
     log_export,
     mailer,
     may_send,
     receipts,
+    reconfirmations,
     tokens,
     wording,
 )
+from .addresses import contact_by_email
 from .admin import auth
 from .extensions import db
-from .models import BASES, Address, AdminAction, MailingList, normalise_email
+from .models import BASES, AdminAction, MailingList
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
 
 def contact_for(email: str):
-    address = db.session.execute(
-        db.select(Address).filter_by(email=normalise_email(email))
-    ).scalar_one_or_none()
-    if address is None or address.contact.erased_at is not None:
+    contact = contact_by_email(email)
+    if contact is None:
         raise click.ClickException(f"No contact has the address {email}.")
-    return address.contact
+    return contact
 
 
 @bp.cli.command("demo")
 def demo_command():
-    """Load the demo data set (idempotent) and print its manage links."""
+    """Load the demo data set (idempotent), print its manage links and a demo admin login.
+
+    The demo admin gets a new random password on every run (it is never
+    stored in the clear, so an old one cannot be shown); a database with
+    other admins gets no demo admin.
+    """
     contacts = demo.load()
+    admin, password = demo.ensure_admin()
     db.session.commit()
     click.echo("Demo contacts and their manage-preferences links:")
     for contact in contacts:
         click.echo(f"  {contact.name:<14} {contact.primary_email}")
         click.echo(f"    {tokens.manage_url(contact)}")
+    if admin is None:
+        click.echo("Admin area: other admins exist, so no demo admin was made; sign in with yours.")
+    else:
+        click.echo("Demo admin (a new password each run; the consent-log export is in the admin):")
+        click.echo(f"  {tokens.public_url('admin.login')}")
+        click.echo(f"  email {admin.email}  password {password}")
 
 
 @bp.cli.command("link")
@@ -65,12 +81,81 @@ def may_send_command(email: str, list_slug: str):
     click.echo(json.dumps(may_send.check(email, list_slug).as_dict(), indent=2))
 
 
+@bp.cli.command("audience")
+@click.argument("list_slug", metavar="SLUG")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(audience.FORMATS),
+    default="ndjson",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option("--after", help="Go on after this contact (the last row received).")
+def audience_command(list_slug: str, format_: str, output: str | None, after: str | None):
+    """Everyone who may be sent list SLUG now, one row each (NDJSON or CSV)."""
+    mailing_list = audience.find_list(list_slug)
+    if mailing_list is None:
+        raise click.ClickException(f"There is no list {list_slug!r}.")
+    chunks = audience.render(format_, audience.recipients(mailing_list, after=after))
+    try:
+        if output is None:
+            for chunk in chunks:
+                click.echo(chunk, nl=False)
+            return
+        with open(output, "w", encoding="utf-8", newline="") as file:
+            for chunk in chunks:
+                file.write(chunk)
+    except audience.BadCursor:
+        raise click.ClickException(f"No contact {after!r}: use the last row's contact.") from None
+
+
+@bp.cli.command("feedback-arf")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def feedback_arf_command(files: tuple[str, ...]):
+    """Act on ARF (RFC 5965) feedback-loop reports, one file each (idempotent)."""
+    from .esp_feedback import Malformed, apply
+    from .feedback import arf
+
+    failed = 0
+    for name in files:
+        try:
+            found = arf.signal(Path(name).read_bytes(), current_app.config["PUBLIC_BASE_URL"])
+        except Malformed as error:
+            click.echo(f"{name}: not used: {error}", err=True)
+            failed += 1
+            continue
+        outcome = "not a complaint, ignored" if found is None else apply(found)
+        db.session.commit()
+        click.echo(f"{name}: {outcome}")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 @bp.cli.command("expire-consent")
 def expire_consent_command():
-    """Record the expiry of implied consents that have run out (idempotent)."""
+    """Record the expiry of implied consents that have run out, and the end of pauses
+    that have reached their date (idempotent)."""
     count = consent.expire_due()
+    resumed = consent.resume_due()
     db.session.commit()
     click.echo(f"{count} implied consent(s) expired.")
+    click.echo(f"{resumed} pause(s) ended.")
+
+
+@bp.cli.command("send-reconfirmations")
+@click.option(
+    "--days-before",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 365),
+    help="Ask contacts whose implied consent ends within this many days.",
+)
+def send_reconfirmations_command(days_before: int):
+    """Ask once, before implied consent ends, whether to keep receiving each list."""
+    count = reconfirmations.send_reconfirmations(days_before)
+    db.session.commit()
+    click.echo(f"{count} reconfirmation(s) queued; `flask --app app send-mail` delivers them.")
 
 
 @bp.cli.command("send-mail")
@@ -118,6 +203,33 @@ def create_admin_command(email: str, role: str, password: str):
     )
     db.session.commit()
     click.echo(f"Created {role} {admin.email}. Sign in at /admin/login.")
+
+
+@bp.cli.command("set-admin-password")
+@click.argument("email")
+@click.password_option(
+    help="Asked for twice (hidden); when piped, read from stdin (the same line twice)."
+)
+def set_admin_password_command(email: str, password: str):
+    """Give the admin EMAIL a new password; every session of theirs ends."""
+    admin = auth.find_admin(email)
+    if admin is None:
+        raise click.ClickException(f"No admin has the address {email}.")
+    try:
+        auth.change_password(admin, password)
+    except auth.AdminError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.add(
+        AdminAction(
+            admin_id=admin.id,
+            actor="cli",
+            action="change_password",
+            detail=json.dumps({"email": admin.email}),
+        )
+    )
+    db.session.commit()
+    click.echo(f"New password set for {admin.email}; every session of theirs has ended.")
 
 
 @bp.cli.command("verify-log")
@@ -242,9 +354,12 @@ def import_contacts_command(
 ):
     """Import contacts from a CSV FILE with provenance.
 
-    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD, for
-    implied bases). A LinkedIn Connections.csv is recognised by its header row
-    and only ever invites (--basis none). All or nothing unless --skip-invalid.
+    Columns: email (required), name, evidence, basis_date (YYYY-MM-DD: the
+    purchase, inquiry, donation, capture or sale date of a dated basis),
+    jurisdiction (ISO 3166-1 alpha-2), subscriber_type (individual or
+    corporate), relationship_ended_on (YYYY-MM-DD, CASL s.10(14)). A LinkedIn
+    Connections.csv is recognised by its header row and only ever invites
+    (--basis none). All or nothing unless --skip-invalid.
     """
     if rejected_path is not None and not skip_invalid:
         raise click.UsageError("--rejected only applies with --skip-invalid.")
@@ -270,7 +385,10 @@ def import_contacts_command(
         raise click.ClickException(str(error)) from None
     except importers.ImportRefused as error:
         db.session.rollback()
-        raise click.ClickException(str(error)) from None
+        message = str(error)
+        if isinstance(error.refusal, consent.NetworkingSource):
+            message += " Use --basis none, then flask --app app send-invitations."
+        raise click.ClickException(message) from None
 
     if summary.format == importers.LINKEDIN:
         click.echo(
@@ -326,11 +444,94 @@ def send_invitations_command(list_slug: str):
         raise click.ClickException(f"There is no list {list_slug!r}.")
     if mailing_list.archived_at is not None:
         raise click.ClickException(f"The list {list_slug!r} is archived: no invitations.")
-    count = invitations.send_invitations(mailing_list)
+    run = invitations.send_invitations(mailing_list)
     db.session.commit()
     click.echo(
-        f"{count} invitation(s) queued for {mailing_list.name}; "
+        f"{run.queued} invitation(s) queued for {mailing_list.name}; "
         "`flask --app app send-mail` delivers them."
+    )
+    if run.skipped:
+        click.echo(
+            f"{sum(run.skipped.values())} skipped, to ask in person (an emailed invitation "
+            "would itself be unlawful for them):"
+        )
+        for rule, count in run.skipped.most_common():
+            click.echo(f"  {count}: {rule}")
+
+
+@bp.cli.command("edit-list")
+@click.argument("slug")
+@click.option(
+    "--role-relevant/--no-role-relevant",
+    default=None,
+    help="It concerns the recipients' business role (CASL s.10(9)(b): conspicuous publication).",
+)
+@click.option(
+    "--similar-products/--no-similar-products",
+    default=None,
+    help="Our own products like those bought or negotiated (PECR reg. 22(3): soft opt-in).",
+)
+def edit_list_command(slug: str, role_relevant: bool | None, similar_products: bool | None):
+    """Set a list's legal flags; a change is a new notice version."""
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=slug)
+    ).scalar_one_or_none()
+    if mailing_list is None:
+        raise click.ClickException(f"There is no list {slug!r}.")
+    changed = list_notices.revise(
+        mailing_list, role_relevant=role_relevant, similar_products=similar_products
+    )
+    if not changed:
+        version = mailing_list.notice_version
+        click.echo(f"Nothing changed: {slug} stays at notice version {version}.")
+        return
+    db.session.add(
+        AdminAction(
+            actor=_actor(),
+            action="list_edit",
+            detail=json.dumps(
+                {"list": slug, "changed": changed, "notice_version": mailing_list.notice_version}
+            ),
+        )
+    )
+    db.session.commit()
+    flags = [name.replace("_", "-") for name in list_notices.FLAGS if getattr(mailing_list, name)]
+    click.echo(
+        f"Saved {slug} as notice version {mailing_list.notice_version} "
+        f"(flags: {', '.join(flags) or 'none'})."
+    )
+
+
+@bp.cli.command("dkim-record")
+def dkim_record_command():
+    """Print the DNS TXT record that publishes the DKIM public key."""
+    try:
+        if not dkim_signing.enabled():
+            raise click.ClickException(
+                "DKIM is off: set DKIM_PRIVATE_KEY_FILE, DKIM_SELECTOR and DKIM_DOMAIN."
+            )
+        name, value = dkim_signing.dns_record()
+    except dkim_signing.DkimError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f'{name}. IN TXT "{value}"')
+
+
+@bp.cli.command("check-identification")
+def check_identification_command():
+    """Warn when the sender's mailing address or contact is not set (every email needs them)."""
+    missing = config.missing_identification(current_app.config)
+    if not missing:
+        click.echo(
+            f"Every email names {current_app.config['ORGANISATION_NAME']}, "
+            f"{current_app.config['ORGANISATION_ADDRESS']} and "
+            f"{current_app.config['ORGANISATION_CONTACT']}."
+        )
+        return
+    click.echo(
+        f"WARNING: {' and '.join(missing)} not set. CASL (Regulations s.2) and CAN-SPAM "
+        "(§7704(a)(5)) require every commercial email to give the sender's mailing address "
+        "and a phone number, email or web address; set them in the environment or .env.",
+        err=True,
     )
 
 

@@ -26,12 +26,34 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+# Who the demo organisation is; used only while ORGANISATION_NAME is the demo's.
+DEMO_ORGANISATION = "Harbor Financial"
+DEMO_ADDRESS = "100 Harbor Street, Suite 400, Portland, ME 04101, USA"
+DEMO_CONTACT = "+1 207 555 0100 · hello@harbor.example · https://harbor.example"
+
+
+def missing_identification(config: dict) -> list[str]:
+    """The identification settings every email needs (CASL Reg. s.2, CAN-SPAM §7704(a)(5))
+    that are not set."""
+    return [name for name in ("ORGANISATION_ADDRESS", "ORGANISATION_CONTACT") if not config[name]]
+
+
+def _origins(value: str) -> list[str]:
+    """``https://a.example, https://b.example`` → origins without a trailing slash."""
+    return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from environment variables."""
     env = os.environ.get
     secret = env("SECRET_KEY") or _dev_secret(instance_path)
     signing_keys = [k.strip() for k in (env("LINK_SIGNING_KEYS") or "").split(",") if k.strip()]
     default_db = "sqlite:///" + str(Path(instance_path) / "preference_center.sqlite3")
+    organisation = env("ORGANISATION_NAME") or DEMO_ORGANISATION
+
+    def demo_default(value: str) -> str:
+        return value if organisation == DEMO_ORGANISATION else ""
+
     return {
         "SECRET_KEY": secret,
         # Newest last: the last key signs, every key verifies.
@@ -39,12 +61,24 @@ def from_environment(instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": env("DATABASE_URL") or default_db,
         "PUBLIC_BASE_URL": (env("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "SENDER_NAME": env("SENDER_NAME") or "Dana Reyes",
-        "ORGANISATION_NAME": env("ORGANISATION_NAME") or "Harbor Financial",
+        "ORGANISATION_NAME": organisation,
+        # Who sends, in every email and page footer: a mailing address, and a
+        # phone number, email or web address. The demo organisation has its own.
+        "ORGANISATION_ADDRESS": env("ORGANISATION_ADDRESS") or demo_default(DEMO_ADDRESS),
+        "ORGANISATION_CONTACT": env("ORGANISATION_CONTACT") or demo_default(DEMO_CONTACT),
+        # ISO 3166-1 alpha-2 for contacts without their own; unset is unknown.
+        "DEFAULT_JURISDICTION": (env("DEFAULT_JURISDICTION") or "").strip().upper() or None,
+        # DKIM signing of every outgoing message, when all three are set.
+        "DKIM_PRIVATE_KEY_FILE": env("DKIM_PRIVATE_KEY_FILE") or None,
+        "DKIM_SELECTOR": env("DKIM_SELECTOR") or None,
+        "DKIM_DOMAIN": env("DKIM_DOMAIN") or None,
         # Pages and mail use it when nothing else names a language (BCP 47, see languages.py).
         "DEFAULT_LANGUAGE": env("DEFAULT_LANGUAGE") or "en",
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),
+        # "Keep receiving?" links are sent up to a month before the end: they outlive it.
+        "RECONFIRM_LINK_MAX_AGE_DAYS": _int("RECONFIRM_LINK_MAX_AGE_DAYS", 60),
         # Links that download or erase someone's data live one day.
         "DATA_EXPORT_LINK_MAX_AGE_DAYS": _int("DATA_EXPORT_LINK_MAX_AGE_DAYS", 1),
         "ERASE_LINK_MAX_AGE_DAYS": _int("ERASE_LINK_MAX_AGE_DAYS", 1),
@@ -63,6 +97,11 @@ def from_environment(instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or "memory://",
         # Per API key; the consent check runs before every send, so allow bursts.
         "API_RATE_LIMIT": env("API_RATE_LIMIT") or "100 per second",
+        # Origins allowed to frame the signup form (frame-ancestors); no other page.
+        "EMBED_ORIGINS": _origins(env("EMBED_ORIGINS") or ""),
+        # The signup form: per client IP, and per address (hashed in the store).
+        "SIGNUP_RATE_LIMIT": env("SIGNUP_RATE_LIMIT") or "20 per hour",
+        "SIGNUP_ADDRESS_RATE_LIMIT": env("SIGNUP_ADDRESS_RATE_LIMIT") or "3 per hour",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -71,4 +110,25 @@ def from_environment(instance_path: str) -> dict:
         # no-referrer pages send no Referer; security.py checks Origin instead.
         "WTF_CSRF_SSL_STRICT": False,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # ESP feedback (/feedback/…): each provider is off until its credential is set.
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": env("SENDGRID_WEBHOOK_PUBLIC_KEY") or "",
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env("MAILGUN_WEBHOOK_SIGNING_KEY") or "",
+        "POSTMARK_WEBHOOK_USER": env("POSTMARK_WEBHOOK_USER") or "",
+        "POSTMARK_WEBHOOK_PASSWORD": env("POSTMARK_WEBHOOK_PASSWORD") or "",
+        # Soft bounces in a row that make an address undeliverable.
+        "SOFT_BOUNCE_LIMIT": _int("SOFT_BOUNCE_LIMIT", 5),
+        # Signed webhook timestamps older (or newer) than this are refused as replays.
+        "FEEDBACK_MAX_AGE_SECONDS": _int("FEEDBACK_MAX_AGE_SECONDS", 300),
+        # SendGrid batches many events in one request.
+        "FEEDBACK_MAX_CONTENT_LENGTH": _int("FEEDBACK_MAX_CONTENT_LENGTH", 1024 * 1024),
+        # How many proxies in front set X-Forwarded-For/-Proto/-Host (0: none, trust nothing).
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # Strict-Transport-Security on every https response.
+        "HSTS": env("HSTS") or "max-age=31536000; includeSubDomains",
+        # Failed admin sign-ins: free tries, then a wait that doubles up to the maximum.
+        "ADMIN_LOGIN_FREE_FAILURES": _int("ADMIN_LOGIN_FREE_FAILURES", 4),
+        "ADMIN_LOGIN_BACKOFF_SECONDS": _int("ADMIN_LOGIN_BACKOFF_SECONDS", 15),
+        "ADMIN_LOGIN_MAX_BACKOFF_SECONDS": _int("ADMIN_LOGIN_MAX_BACKOFF_SECONDS", 900),
+        # Tries before an outbox message is given up on (a 5xx answer gives up at once).
+        "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 12),
     }

@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 
-from . import consent, languages, ledger
+from . import consent, jurisdictions, languages, ledger
 from .extensions import db
 from .models import (
     BUSINESS,
@@ -104,11 +104,14 @@ def build(contact: Contact) -> dict[str, Any]:
             "receipts_enabled": contact.receipts_enabled,
             "language": contact.language,
             "erased_at": _time(contact.erased_at),
+            "jurisdiction": contact.jurisdiction,
+            "jurisdiction_in_effect": jurisdictions.effective(contact.jurisdiction),
         },
         "addresses": [
             {
                 "email": address.email,
                 "kind": address.kind,
+                "subscriber_type": address.subscriber_type,
                 "verified_at": _time(address.verified_at),
                 "created_at": _time(address.created_at),
             }
@@ -117,6 +120,7 @@ def build(contact: Contact) -> dict[str, Any]:
         "subscriptions": [_subscription(s, now) for s in contact.subscriptions],
         "consent_log": {
             "hashed_fields": list(ledger.HASHED_FIELDS),
+            "optional_hashed_fields": list(ledger.OPTIONAL_HASHED_FIELDS),
             "personal_fields": list(ledger.PERSONAL_FIELDS),
             "chain_head": contact.chain_head,
             "events": [_event(event, contact) for event in events],
@@ -153,6 +157,7 @@ def _subscription(subscription: Subscription, now: datetime) -> dict[str, Any]:
             "added_at": _time(subscription.added_at),
             "basis": subscription.basis,
             "basis_date": _day(subscription.basis_date),
+            "relationship_ended_on": _day(subscription.relationship_ended_on),
             "evidence": subscription.evidence,
         },
         "expires_at": _time(subscription.expires_at),
@@ -195,7 +200,11 @@ def _receipt(
     controller_ = controller()
     return {
         "version": KANTARA_VERSION,
-        "jurisdiction": config.get("JURISDICTION") or "EU",
+        # The jurisdiction of the consent: the event's, else the contact's, else the operator's.
+        "jurisdiction": (given.jurisdiction if given else None)
+        or jurisdictions.effective(contact.jurisdiction)
+        or config.get("JURISDICTION")
+        or "unknown",
         "consentTimestamp": int(moment.replace(tzinfo=UTC).timestamp()),
         "collectionMethod": f"{subscription.source} ({given.channel if given else 'unknown'})",
         # The same consent always gets the same receipt id.
@@ -207,7 +216,7 @@ def _receipt(
             {
                 "piiController": controller_["name"],
                 "contact": controller_["contact"],
-                "address": {},
+                "address": {"streetAddress": config.get("ORGANISATION_ADDRESS") or ""},
                 "email": controller_["email"],
                 "phone": config.get("ORGANISATION_PHONE") or "",
                 "piiControllerUrl": controller_["url"],

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from datetime import date, datetime
 
+from werkzeug.security import generate_password_hash
+
 from . import consent, list_translations
+from .admin import auth
 from .consent import Provenance, Via
 from .extensions import db
-from .models import Address, Contact, ListNotice, MailingList, normalise_email
+from .models import (
+    Address,
+    AdminAction,
+    AdminUser,
+    Contact,
+    ListNotice,
+    MailingList,
+    normalise_email,
+)
+
+DEMO_ADMIN = "demo-admin@example.com"
 
 LISTS = [
     {
@@ -117,7 +132,7 @@ TRANSLATIONS = {
 DEMO_VIA = Via(channel="import", actor="demo loader")
 
 
-def ensure_list(**fields: str) -> MailingList:
+def ensure_list(**fields: str | bool) -> MailingList:
     """Create a list with its first notice version, unless it exists."""
     mailing_list = db.session.execute(
         db.select(MailingList).filter_by(slug=fields["slug"])
@@ -141,20 +156,22 @@ def ensure_list(**fields: str) -> MailingList:
                 name=mailing_list.name,
                 description=mailing_list.description,
                 frequency=mailing_list.frequency,
+                role_relevant=bool(mailing_list.role_relevant),
+                similar_products=bool(mailing_list.similar_products),
                 translations=list_translations.notice_json(mailing_list),
             )
         )
     return mailing_list
 
 
-def ensure_contact(email: str, name: str) -> Contact:
+def ensure_contact(email: str, name: str, jurisdiction: str | None = None) -> Contact:
     """The contact owning ``email`` as a personal address, created if new."""
     address = db.session.execute(
         db.select(Address).filter_by(email=normalise_email(email))
     ).scalar_one_or_none()
     if address is not None:
         return address.contact
-    contact = Contact(name=name)
+    contact = Contact(name=name, jurisdiction=jurisdiction)
     contact.addresses.append(Address(email=normalise_email(email), kind="personal"))
     db.session.add(contact)
     db.session.flush()
@@ -162,11 +179,16 @@ def ensure_contact(email: str, name: str) -> Contact:
 
 
 def load() -> list[Contact]:
-    """Load lists and the four story contacts; returns the contacts."""
+    """Load lists and the four story contacts; returns the contacts.
+
+    Their jurisdictions tell the law's side of the story: Sam (US) may get the one
+    emailed invitation; Alex (GB) confirmed by email; Jordan (CA) withdrew; Morgan
+    (CA) is a friend with implied consent from a purchase, and its 2-year clock.
+    """
     lists = {spec["slug"]: ensure_list(**spec) for spec in LISTS}
     db.session.flush()
 
-    sam = ensure_contact("sam.rivera@example.com", "Sam Rivera")
+    sam = ensure_contact("sam.rivera@example.com", "Sam Rivera", "US")
     consent.place(
         sam,
         lists["market-insights"],
@@ -181,7 +203,7 @@ def load() -> list[Contact]:
         DEMO_VIA,
     )
 
-    alex = ensure_contact("alex.chen@example.com", "Alex Chen")
+    alex = ensure_contact("alex.chen@example.com", "Alex Chen", "GB")
     consent.place(
         alex,
         lists["market-insights"],
@@ -196,7 +218,7 @@ def load() -> list[Contact]:
         DEMO_VIA,
     )
 
-    jordan = ensure_contact("jordan.patel@example.com", "Jordan Patel")
+    jordan = ensure_contact("jordan.patel@example.com", "Jordan Patel", "CA")
     subscription, _ = consent.place(
         jordan,
         lists["offers-events"],
@@ -212,7 +234,7 @@ def load() -> list[Contact]:
     )
     consent.withdraw(subscription, Via(channel="preference_page", actor="contact"))
 
-    morgan = ensure_contact("morgan.lee@example.com", "Morgan Lee")
+    morgan = ensure_contact("morgan.lee@example.com", "Morgan Lee", "CA")
     consent.place(
         morgan,
         lists["personal-notes"],
@@ -241,3 +263,38 @@ def load() -> list[Contact]:
         DEMO_VIA,
     )
     return [sam, alex, jordan, morgan]
+
+
+def ensure_admin() -> tuple[AdminUser | None, str | None]:
+    """The demo admin with a fresh random password, or (None, None) beside real admins.
+
+    Only a database whose sole admin is the demo one (or that has none) gets
+    it, so loading the demo next to real accounts never adds a known login.
+    The password is never stored in the clear, so each run sets a new one and
+    returns it to be printed once; the change is in the admin record.
+    """
+    others = db.session.execute(
+        db.select(db.func.count()).select_from(AdminUser).where(AdminUser.email != DEMO_ADMIN)
+    ).scalar_one()
+    if others:
+        return None, None
+    password = secrets.token_urlsafe(15)
+    admin = db.session.execute(
+        db.select(AdminUser).filter_by(email=DEMO_ADMIN)
+    ).scalar_one_or_none()
+    if admin is None:
+        admin = auth.create_admin(DEMO_ADMIN, password, "admin")
+        action = "create_admin"
+    else:
+        admin.password_hash = generate_password_hash(password, auth.PASSWORD_METHOD)
+        admin.disabled_at = None
+        action = "reset_demo_admin_password"
+    db.session.add(
+        AdminAction(
+            admin_id=admin.id,
+            actor="demo loader",
+            action=action,
+            detail=json.dumps({"email": admin.email, "role": admin.role}),
+        )
+    )
+    return admin, password

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import consent, suppression
+from . import consent, leaving, suppression
 from .consent import Via
 from .extensions import db
 from .models import ConsentEvent, Contact, OutboxMessage, utcnow
@@ -56,6 +56,7 @@ def erase(contact: Contact, via: Via) -> Erasure:
         .values(ip=None, user_agent=None, evidence=None, detail=None, personal_salt=None)
         .execution_options(synchronize_session="fetch")
     ).rowcount
+    leaving.forget_words(contact)
     for subscription in contact.subscriptions:
         subscription.evidence = ""
         subscription.dispute_text = None

@@ -34,6 +34,7 @@ _COLUMNS = (
     ConsentEvent.actor,
     ConsentEvent.occurred_at,
     ConsentEvent.notice_version,
+    ConsentEvent.jurisdiction,
     ConsentEvent.evidence,
     ConsentEvent.request_id,
     ConsentEvent.personal_digest,

@@ -5,7 +5,9 @@ refuses the whole file; with ``skip_invalid`` the valid rows are imported and
 the rejected ones are returned with their reasons. Either way the writes are
 one transaction, made by the caller's commit (a dry run rolls back itself).
 
-A LinkedIn export only ever invites: a connection is not consent.
+A LinkedIn export, like any source that names a network, only ever invites:
+a connection is not consent. That rule, like every consent rule, is
+``consent.Provenance.checked``'s; this module reads files and reports rows.
 """
 
 from __future__ import annotations
@@ -13,32 +15,40 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO
 
-from . import consent, languages, wording
+from . import consent, jurisdictions, languages, validation, wording
+from .addresses import owned_addresses, release_unverified_claim
 from .consent import ConsentError, Provenance, Via
 from .extensions import db
 from .models import (
-    BUSINESS,
-    BUSINESS_DECLINED,
     INVITED,
     PERSONAL,
     SUBSCRIBED,
     Address,
+    Channel,
     Contact,
     MailingList,
-    normalise_email,
     utcnow,
 )
-from .suppression import CHUNK, suppressed_addresses
+from .suppression import suppressed_addresses
+from .validation import UnsafeText, header_safe_text
 
 PLAIN = "csv"
 LINKEDIN = "linkedin"
-PLAIN_COLUMNS = ("email", "name", "evidence", "basis_date", "language")
+PLAIN_COLUMNS = (
+    "email",
+    "name",
+    "evidence",
+    "basis_date",
+    "jurisdiction",
+    "subscriber_type",
+    "relationship_ended_on",
+    "language",
+)
 # LinkedIn's header is First Name,Last Name,URL,Email Address,Company,Position,Connected On;
 # these columns make a header row LinkedIn's, whatever else it grows.
 LINKEDIN_REQUIRED = frozenset({"first name", "last name", "email address", "connected on"})
@@ -47,19 +57,17 @@ PREAMBLE_RECORDS = 20
 # Tried in order; latin-1 decodes any byte, so decoding never fails.
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 DELIMITERS = (",", ";", "\t")
-LINKEDIN_REFUSAL = (
-    "This is a LinkedIn connections export. A connection is not consent, so these "
-    "people can only be invited: use --basis none. Each gets at most one invitation "
-    "(flask --app app send-invitations) and nothing else unless they say yes."
-)
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_EMAIL = re.compile(
-    rf"[a-z0-9!#$%&'*+/=?^_`{{|}}~.-]{{1,64}}@(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?"
-)
 
 
 class ImportRefused(ValueError):
-    """The whole file is refused (unknown list, wrong basis, unreadable CSV, …)."""
+    """The whole file is refused (unknown list, wrong basis, unreadable CSV, …).
+
+    ``refusal`` is the consent rule's own refusal, when that is the reason.
+    """
+
+    def __init__(self, message: str, refusal: ConsentError | None = None):
+        super().__init__(message)
+        self.refusal = refusal
 
 
 class InvalidRows(ImportRefused):
@@ -141,6 +149,10 @@ class _Row:
     name: str | None
     evidence: str
     basis_date: date | None
+    # Blank cells are None: the contact's stored value (or the default) applies.
+    jurisdiction: str | None = None
+    subscriber_type: str | None = None
+    relationship_ended_on: date | None = None
     # BCP 47, one of languages.SUPPORTED; None when the file gives none.
     language: str | None = None
 
@@ -199,27 +211,17 @@ def detect(text: str) -> tuple[str, str, int, list[str]]:
     raise ImportRefused(
         f"No 'email' column in the header row (line {first[0]}: {', '.join(first[1])}). "
         "The first row must name the columns: email (required), name, evidence, basis_date, "
-        "language. "
+        "jurisdiction, subscriber_type, relationship_ended_on, language. "
         "A LinkedIn Connections.csv is recognised by its own header row."
     )
 
 
-def valid_email(email: str) -> bool:
-    """A plain ASCII address with a dotted domain (the SMTP path we can deliver to)."""
-    local = email.rsplit("@", 1)[0]
-    return (
-        email.isascii()
-        and len(email) <= 254
-        and _EMAIL.fullmatch(email) is not None
-        and not local.startswith(".")
-        and not local.endswith(".")
-        and ".." not in local
-    )
-
-
-def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
-    """The purchase or inquiry date of an implied basis, or why it is unusable."""
-    if basis not in consent.IMPLIED_MONTHS:
+def parse_basis_date(
+    raw: str, basis: str, relationship_ended_on: date | None = None
+) -> tuple[date | None, str | None]:
+    """The dated fact of a basis (purchase, inquiry, donation, capture, sale), or why it
+    is unusable."""
+    if basis not in consent.DATED_BASES:
         return None, None
     if not raw.strip():
         return None, f"basis_date is required for {basis} (the date, as YYYY-MM-DD)"
@@ -228,9 +230,10 @@ def parse_basis_date(raw: str, basis: str) -> tuple[date | None, str | None]:
     except ValueError:
         return None, f"basis_date {raw.strip()!r} is not a date (use YYYY-MM-DD)"
     now = utcnow()
-    if day > now.date():
-        return None, f"basis_date {day.isoformat()} is in the future"
-    expires_at = consent.implied_expiry(basis, day)
+    problem = consent.basis_date_problem(basis, day, now.date())
+    if problem:
+        return None, problem
+    expires_at = consent.implied_expiry(basis, day, relationship_ended_on)
     if expires_at is not None and expires_at <= now:
         return None, (
             f"implied consent from {day.isoformat()} already ended on "
@@ -258,10 +261,10 @@ def read_rows(
     columns: dict[str, int] = {}
     for index, name in enumerate(_names(header)):
         columns.setdefault(name, index)
-    if kind == PLAIN and options.basis in consent.IMPLIED_MONTHS and "basis_date" not in columns:
+    if kind == PLAIN and options.basis in consent.DATED_BASES and "basis_date" not in columns:
         raise ImportRefused(
-            f"Basis {options.basis} needs a basis_date column: the date of the purchase or "
-            "inquiry each row's consent comes from (YYYY-MM-DD)."
+            f"Basis {options.basis} needs a basis_date column: "
+            f"{consent.DATED_BASES[options.basis]} of each row (YYYY-MM-DD)."
         )
     for line, values in records(text, delimiter):
         if line <= header_line:
@@ -279,21 +282,28 @@ def read_rows(
                 else "Connected on LinkedIn (the export gives no date)"
             )
             basis_date, date_problem = None, None
+            law, law_problems = {}, []
         else:
             raw_email = _cell(values, columns, "email")
             name = _cell(values, columns, "name")
             evidence = _cell(values, columns, "evidence").strip() or (
                 f"Line {line} of {options.filename}"
             )
+            law, law_problems = _law_cells(values, columns)
             basis_date, date_problem = parse_basis_date(
-                _cell(values, columns, "basis_date"), options.basis
+                _cell(values, columns, "basis_date"),
+                options.basis,
+                law.get("relationship_ended_on"),
             )
-        email = normalise_email(raw_email)
-        problems = []
-        if not email:
+        problems = list(law_problems)
+        email = ""
+        if not raw_email.strip():
             problems.append("no email address")
-        elif not valid_email(email):
-            problems.append(f"{raw_email.strip()!r} is not an email address")
+        else:
+            try:
+                email = validation.email_address(raw_email)
+            except validation.InvalidAddress:
+                problems.append(f"{raw_email.strip()!r} is not an email address")
         if date_problem:
             problems.append(date_problem)
         raw_language = _cell(values, columns, "language").strip()
@@ -302,10 +312,40 @@ def read_rows(
             problems.append(
                 f"language {raw_language!r} is not one we speak ({', '.join(languages.SUPPORTED)})"
             )
+        name = _clean_name(name)
+        try:
+            header_safe_text(name or "", "The name")
+        except UnsafeText as error:
+            problems.append(str(error))
         if problems:
             yield Rejected(line=line, reason="; ".join(problems), values=values)
         else:
-            yield _Row(line, values, email, _clean_name(name), evidence, basis_date, language)
+            yield _Row(
+                line, values, email, name, evidence, basis_date, **law, language=language
+            )
+
+
+def _law_cells(values: list[str], columns: dict[str, int]) -> tuple[dict, list[str]]:
+    """The row's jurisdiction, subscriber_type and relationship_ended_on, and their problems."""
+    found: dict = {}
+    problems: list[str] = []
+    try:
+        found["jurisdiction"] = jurisdictions.parse(_cell(values, columns, "jurisdiction"))
+    except jurisdictions.JurisdictionError as error:
+        problems.append(f"jurisdiction: {error}")
+    try:
+        found["subscriber_type"] = jurisdictions.parse_subscriber_type(
+            _cell(values, columns, "subscriber_type")
+        )
+    except jurisdictions.JurisdictionError as error:
+        problems.append(str(error))
+    raw = _cell(values, columns, "relationship_ended_on").strip()
+    if raw:
+        try:
+            found["relationship_ended_on"] = date.fromisoformat(raw)
+        except ValueError:
+            problems.append(f"relationship_ended_on {raw!r} is not a date (use YYYY-MM-DD)")
+    return found, problems
 
 
 def find_list(slug: str) -> MailingList:
@@ -339,30 +379,44 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
         else:
             seen.add(row.email)
             rows.append(row)
-    linkedin = summary.format == LINKEDIN
-    if linkedin and options.basis != "none":
-        raise ImportRefused(LINKEDIN_REFUSAL)
+    # A LinkedIn export is a networking source whatever the importer calls it.
+    source = wording.NETWORKING_SOURCE if summary.format == LINKEDIN else options.source
     state = INVITED if options.basis == "none" else SUBSCRIBED
-    source = wording.NETWORKING_SOURCE if linkedin else options.source
-    _check_provenance(mailing_list, state, source, options)
+    _check_provenance(mailing_list, state, source, options, summary.format)
     if summary.rejected and not options.skip_invalid:
         raise InvalidRows(summary)
 
-    via = Via(channel="import", actor=options.actor or options.added_by)
+    via = Via(channel=Channel.IMPORT, actor=options.actor or options.added_by)
     emails = [row.email for row in rows]
     erased = suppressed_addresses(emails)
     known = _known_addresses(emails)
+    provenances: list[tuple[_Row, Provenance]] = []
     for row in rows:
-        if row.email in erased:
-            summary.suppressed += 1
-            continue
         provenance = Provenance(
             source=source,
             added_by=options.added_by,
             basis=options.basis,
             evidence=row.evidence,
             basis_date=row.basis_date,
+            relationship_ended_on=row.relationship_ended_on,
         )
+        # The rules for this row's jurisdiction, before anything is written.
+        address = known.get(row.email)
+        stored = address.contact.jurisdiction if address is not None else None
+        jurisdiction = jurisdictions.effective(row.jurisdiction or stored)
+        try:
+            provenance.checked(mailing_list, state, jurisdiction)
+        except ConsentError as error:
+            summary.rejected.append(Rejected(line=row.line, reason=str(error), values=row.values))
+            continue
+        provenances.append((row, provenance))
+    summary.rejected.sort(key=lambda rejected: rejected.line)
+    if summary.rejected and not options.skip_invalid:
+        raise InvalidRows(summary)
+    for row, provenance in provenances:
+        if row.email in erased:
+            summary.suppressed += 1
+            continue
         outcome = _import_row(row, known.get(row.email), mailing_list, state, provenance, via)
         if outcome in ("created", "updated") and state == INVITED:
             outcome = "invited"
@@ -374,29 +428,31 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
 
 
 def _check_provenance(
-    mailing_list: MailingList, state: str, source: str, options: ImportOptions
+    mailing_list: MailingList, state: str, source: str, options: ImportOptions, kind: str
 ) -> None:
     """The consent rules for the whole file, before any row is written."""
-    # A stand-in date lets the rules check everything but the rows' own dates.
-    stand_in = utcnow().date() if options.basis in consent.IMPLIED_MONTHS else None
+    # Stand-ins let the rules check everything but the rows' own cells (their
+    # dates, evidence and jurisdictions are checked row by row; every row has
+    # evidence: its own, or its line of the file). The stand-in evidence names a
+    # page, as conspicuous publication asks.
+    stand_in = utcnow().date() if options.basis in consent.DATED_BASES else None
+    provenance = Provenance(
+        source,
+        options.added_by,
+        options.basis,
+        f"the rows of {options.filename} (https://stand-in.example/)",
+        stand_in,
+    )
     try:
-        Provenance(source, options.added_by, options.basis, basis_date=stand_in).checked(
-            mailing_list, state
-        )
+        provenance.checked(mailing_list, state)
     except ConsentError as error:
-        raise ImportRefused(str(error)) from None
+        what = "This is a LinkedIn connections export. " if kind == LINKEDIN else ""
+        raise ImportRefused(f"{what}{error}", error) from None
 
 
 def _known_addresses(emails: list[str]) -> dict[str, Address]:
-    """The addresses among ``emails`` that already belong to a contact."""
-    known: dict[str, Address] = {}
-    for start in range(0, len(emails), CHUNK):
-        chunk = emails[start : start + CHUNK]
-        for address in db.session.execute(
-            db.select(Address).where(Address.email.in_(chunk))
-        ).scalars():
-            known[address.email] = address
-    return known
+    """The addresses among ``emails`` that already belong to a contact (verified or on file)."""
+    return owned_addresses(emails)
 
 
 def _import_row(
@@ -412,17 +468,27 @@ def _import_row(
         contact = address.contact
         if contact.erased_at is not None:
             return "suppressed"
-        if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
-            return "suppressed"
     else:
-        contact = Contact(name=row.name)
-        contact.addresses.append(Address(email=row.email, kind=PERSONAL))
+        release_unverified_claim(row.email, via)
+        contact = Contact(name=row.name, jurisdiction=row.jurisdiction)
+        contact.addresses.append(
+            Address(email=row.email, kind=PERSONAL, subscriber_type=row.subscriber_type)
+        )
         db.session.add(contact)
         db.session.flush()
+        address = contact.addresses[0]
+    # A cell that is filled in updates what is known (and is logged); a blank one keeps it.
+    if row.jurisdiction is not None:
+        consent.set_jurisdiction(contact, row.jurisdiction, via)
+    if row.subscriber_type is not None:
+        consent.set_subscriber_type(address, row.subscriber_type, via)
     # The file names a language only for contacts who have not chosen one themselves.
     if row.language is not None and contact.language is None:
         consent.set_language(contact, row.language, via)
-    _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
+    try:
+        _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
+    except consent.BusinessDeclined:
+        return "suppressed"  # only the contact can choose a business list again
     return outcome
 
 

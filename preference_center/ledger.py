@@ -16,6 +16,12 @@ the salt to ``null`` and keeps the digest, so the chain still verifies while
 nothing personal is left (without the salt the digest cannot be matched
 against guesses). While the salt is there, verification checks the fields
 against the digest, so an edited IP is still found.
+
+``jurisdiction`` (``OPTIONAL_HASHED_FIELDS``) is in the canonical form only
+when it is set: events written before it existed (and events of a contact of
+unknown jurisdiction) hash exactly as they always did, so old chains verify
+unchanged, while setting, changing or removing a recorded jurisdiction
+changes the hash.
 """
 
 from __future__ import annotations
@@ -50,8 +56,9 @@ HASHED_FIELDS = (
     "personal_digest",
     "prev_hash",
 )
-# Hashed only when set, so events written before the field existed keep their hashes.
-OPTIONAL_HASHED_FIELDS = ("language",)
+# In the canonical form only when not null (added after chains existed), so events
+# written before a field existed keep their hashes.
+OPTIONAL_HASHED_FIELDS = ("jurisdiction", "language")
 # What erasure removes from an event; the hash covers them through the digest.
 PERSONAL_FIELDS = ("ip", "user_agent", "evidence", "detail")
 
@@ -71,8 +78,8 @@ def _canonical_json(fields: dict[str, Any], names: Iterable[str]) -> str:
 
 def canonical(fields: dict[str, Any]) -> str:
     """The exact text an event's hash is computed over."""
-    optional = tuple(name for name in OPTIONAL_HASHED_FIELDS if fields.get(name) is not None)
-    return _canonical_json(fields, HASHED_FIELDS + optional)
+    present = [name for name in OPTIONAL_HASHED_FIELDS if fields.get(name) is not None]
+    return _canonical_json(fields, (*HASHED_FIELDS, *present))
 
 
 def personal_digest(salt: str, fields: dict[str, Any] | ConsentEvent | Row) -> str:
@@ -103,6 +110,7 @@ def hashed_fields(event: ConsentEvent | Row, contact_public_id: str, list_slug: 
         "actor": event.actor,
         "occurred_at": format_time(event.occurred_at),
         "notice_version": event.notice_version,
+        "jurisdiction": event.jurisdiction,
         "personal_digest": event.personal_digest,
         "prev_hash": event.prev_hash,
     } | {name: getattr(event, name) for name in OPTIONAL_HASHED_FIELDS if getattr(event, name)}

@@ -6,18 +6,14 @@ from flask import current_app
 from flask_babel import lazy_gettext
 
 from . import mailer
+from .addresses import contact_by_email
 from .consent import Via, lock_contact, record
-from .extensions import db
-from .models import Address, Contact, normalise_email
+from .models import Contact
 
 
 def find_contact(email: str) -> Contact | None:
-    address = db.session.execute(
-        db.select(Address).filter_by(email=normalise_email(email))
-    ).scalar_one_or_none()
-    if address is None or address.contact.erased_at is not None:
-        return None
-    return address.contact
+    """The contact whose address on file (or verified address) is ``email``."""
+    return contact_by_email(email)
 
 
 def send_fresh_link(email: str) -> None:

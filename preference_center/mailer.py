@@ -18,23 +18,20 @@ from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
-from typing import TYPE_CHECKING
+from email.utils import format_datetime, formataddr, parseaddr
 
 from flask import current_app, render_template
-from flask_babel import gettext as _
 
-from . import languages
+from . import dkim_signing, languages, tokens
 from .extensions import db
-from .models import Contact, MailingList, OutboxMessage, utcnow
-
-if TYPE_CHECKING:
-    from .models import Subscription
+from .models import Contact, MailingList, OutboxMessage, Subscription, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
 BATCH_SIZE = 50
+# A message that failed this many times is given up on (OUTBOX_MAX_ATTEMPTS).
+MAX_ATTEMPTS = 12
 # Headers: one line up to SMTP's 998, so List-Unsubscribe is never folded or encoded.
 _POLICY = SMTP.clone(max_line_length=998)
 # Bodies: quoted-printable lines within RFC 2045's 76 characters.
@@ -56,10 +53,9 @@ def queue(
     """Render ``email/<template>.txt`` and ``.html`` and add them to the outbox.
 
     Subject and bodies are written in ``language``, else the contact's
-    (``languages.of_contact``); a subject from ``lazy_gettext`` is translated here.
+    (``languages.of_contact``); a callable subject (``lambda: _(...)``) is called
+    there, so it is translated into that language too.
     """
-    from . import tokens
-
     if contact is not None:
         context.setdefault("manage_url", tokens.manage_url(contact))
     context.setdefault("organisation", current_app.config["ORGANISATION_NAME"])
@@ -81,8 +77,6 @@ def queue(
 
 def list_headers(contact: Contact, mailing_list: MailingList) -> dict[str, str]:
     """RFC 2369 / RFC 8058 headers for mail about ``mailing_list``."""
-    from . import tokens
-
     domain = current_app.config["PUBLIC_BASE_URL"].split("//", 1)[-1].split("/")[0]
     return {
         "List-Id": f"{mailing_list.name} <{mailing_list.slug}.{domain.split(':')[0]}>",
@@ -91,50 +85,24 @@ def list_headers(contact: Contact, mailing_list: MailingList) -> dict[str, str]:
     }
 
 
-def delivery_address(subscription: Subscription) -> str:
-    """Where mail for this subscription goes (business routing included)."""
-    from .may_send import deliver_to
+def queue_for(
+    subscription: Subscription, kind: str, subject: str | Callable[[], str], /, **context: object
+) -> OutboxMessage:
+    """Queue mail about one subscription: to where its list goes, with the list's headers.
 
-    return deliver_to(subscription.contact, subscription.mailing_list, subscription)
-
-
-def queue_confirmation(subscription: Subscription) -> OutboxMessage:
-    """Ask the contact to confirm a pending subscription (double opt-in)."""
-    from . import tokens
-
+    ``email/<kind>.txt`` and ``.html`` get the list as ``mailing_list_``.
+    """
     contact, mailing_list = subscription.contact, subscription.mailing_list
-    token = tokens.sign(tokens.CONFIRM, contact, l=mailing_list.slug)
     return queue(
-        "confirmation",
-        delivery_address(subscription),
-        lambda: _("Please confirm: %(list)s", list=languages.list_name(mailing_list)),
-        "confirmation",
+        kind,
+        contact.deliver_to(mailing_list, subscription),
+        subject,
+        kind,
         contact=contact,
         mailing_list=mailing_list,
         headers=list_headers(contact, mailing_list),
         mailing_list_=mailing_list,
-        confirm_url=f"{current_app.config['PUBLIC_BASE_URL']}/confirm/{token}",
-    )
-
-
-def queue_invitation(subscription: Subscription) -> OutboxMessage:
-    """The one polite question an invited contact ever gets for a list."""
-    contact, mailing_list = subscription.contact, subscription.mailing_list
-    subscription.invited_at = utcnow()
-    return queue(
-        "invitation",
-        delivery_address(subscription),
-        lambda: _(
-            "May %(sender)s send you %(list)s?",
-            sender=current_app.config["SENDER_NAME"],
-            list=languages.list_name(mailing_list),
-        ),
-        "invitation",
-        contact=contact,
-        mailing_list=mailing_list,
-        headers=list_headers(contact, mailing_list),
-        mailing_list_=mailing_list,
-        subscription=subscription,
+        **context,
     )
 
 
@@ -149,7 +117,7 @@ def build_message(outbox: OutboxMessage) -> EmailMessage:
     message["To"] = outbox.to_email
     message["Subject"] = outbox.subject
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(f"outbox-{outbox.id}", domain=address.rsplit("@", 1)[-1])
+    message["Message-ID"] = message_id(outbox, address)
     for header, value in json.loads(outbox.headers_json).items():
         message[header] = value
     message.set_content(outbox.text_body, cte="quoted-printable")
@@ -158,10 +126,38 @@ def build_message(outbox: OutboxMessage) -> EmailMessage:
     return message
 
 
+def _due():
+    """SQL: not sent, not given up on, and its time has come."""
+    return (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
+        OutboxMessage.next_attempt_at <= utcnow(),
+    )
+
+
+def message_id(outbox: OutboxMessage, sender_address: str) -> str:
+    """``<outbox-ID@sender-domain>``: derived from the row, so every retry carries the same one."""
+    return f"<outbox-{outbox.id}@{sender_address.rsplit('@', 1)[-1]}>"
+
+
+def signed_bytes(message: EmailMessage) -> bytes:
+    """The exact bytes sent: serialised, then DKIM-signed when configured.
+
+    Signing after serialisation signs what goes on the wire (the SMTP policy
+    decides the folding), and the signature header is prepended to those bytes.
+    """
+    return dkim_signing.sign(message.as_bytes(), list(message.keys()))
+
+
+def wire_bytes(outbox: OutboxMessage) -> bytes:
+    """The exact bytes sent for one outbox row."""
+    return signed_bytes(build_message(outbox))
+
+
 def _claim_next() -> OutboxMessage | None:
     return db.session.execute(
         db.select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= utcnow())
+        .where(*_due())
         .order_by(OutboxMessage.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -170,11 +166,7 @@ def _claim_next() -> OutboxMessage | None:
 
 def _due_exists() -> bool:
     """Is anything due? Asked, then the transaction ended, so nothing stays locked."""
-    due = db.session.execute(
-        db.select(OutboxMessage.id)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= utcnow())
-        .limit(1)
-    ).first()
+    due = db.session.execute(db.select(OutboxMessage.id).where(*_due()).limit(1)).first()
     db.session.rollback()
     return due is not None
 
@@ -238,14 +230,24 @@ def deliver_due(limit: int = BATCH_SIZE) -> tuple[int, int]:
                 continue
             try:
                 message = build_message(outbox)
+            except Exception as error:  # noqa: BLE001 - an unsendable row: never sendable
+                _give_up(outbox, error)
+                postponed += 1
+                db.session.commit()
+                continue
+            try:
                 connection.sendmail(
-                    parseaddr(message["From"])[1], [outbox.to_email], message.as_bytes()
+                    parseaddr(message["From"])[1], [outbox.to_email], signed_bytes(message)
                 )
             except Exception as error:  # noqa: BLE001 - any SMTP failure is retried later
-                _postpone(outbox, error)
+                if is_permanent(error):
+                    # The server said no for good; the connection itself is still fine.
+                    _give_up(outbox, error)
+                else:
+                    _postpone(outbox, error)
+                    connection = None
+                    stack.close()
                 postponed += 1
-                connection = None
-                stack.close()
             else:
                 outbox.sent_at = utcnow()
                 outbox.attempts += 1
@@ -255,7 +257,40 @@ def deliver_due(limit: int = BATCH_SIZE) -> tuple[int, int]:
     return sent, postponed
 
 
+def is_permanent(error: Exception) -> bool:
+    """An SMTP answer that retrying cannot change: a 5xx for the recipient or the message."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _text in error.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 500 <= error.smtp_code < 600
+    return False
+
+
+def _give_up(outbox: OutboxMessage, error: Exception) -> None:
+    """Fail the message for good: never retried, listed on the admin dashboard."""
+    outbox.attempts += 1
+    outbox.failed_at = utcnow()
+    outbox.last_error = f"{type(error).__name__}: {error}"[:1000]
+    log.warning("mail %s to outbox row %s failed for good: %s", outbox.kind, outbox.id, error)
+
+
+def failed_messages(limit: int = 50) -> list[OutboxMessage]:
+    """Messages given up on, newest first (the admin dashboard lists them)."""
+    return list(
+        db.session.execute(
+            db.select(OutboxMessage)
+            .where(OutboxMessage.failed_at.is_not(None))
+            .order_by(OutboxMessage.failed_at.desc(), OutboxMessage.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
 def _postpone(outbox: OutboxMessage, error: Exception) -> None:
+    if outbox.attempts + 1 >= current_app.config.get("OUTBOX_MAX_ATTEMPTS", MAX_ATTEMPTS):
+        _give_up(outbox, error)
+        return
     outbox.attempts += 1
     delay = min(timedelta(seconds=15 * 2 ** (outbox.attempts - 1)), MAX_BACKOFF)
     outbox.next_attempt_at = utcnow() + delay

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -30,8 +31,74 @@ STATES = (INVITED, PENDING, SUBSCRIBED, UNSUBSCRIBED, EXPIRED)
 # The from-state of an event that creates a subscription.
 NO_SUBSCRIPTION = "none"
 
-# Legal bases, as the CLI and the API spell them.
-BASES = ("express", "double_opt_in", "implied_purchase", "implied_inquiry", "personal", "none")
+
+class Basis(StrEnum):
+    """Legal bases, as the CLI and the API spell them (members compare equal to the text)."""
+
+    EXPRESS = "express"
+    DOUBLE_OPT_IN = "double_opt_in"
+    IMPLIED_PURCHASE = "implied_purchase"
+    IMPLIED_INQUIRY = "implied_inquiry"
+    IMPLIED_NONBUSINESS = "implied_nonbusiness"
+    CONSPICUOUS_PUBLICATION = "conspicuous_publication"
+    SOFT_OPT_IN = "soft_opt_in"
+    PERSONAL = "personal"
+    NONE = "none"
+
+
+BASES = tuple(basis.value for basis in Basis)
+
+
+class Channel(StrEnum):
+    """How a change arrived, as the consent log spells it."""
+
+    PREFERENCE_PAGE = "preference_page"
+    ONE_CLICK = "one_click"
+    EMAIL_CONFIRMATION = "email_confirmation"
+    API = "api"
+    ADMIN = "admin"
+    IMPORT = "import"
+    SYSTEM = "system"
+    FEEDBACK = "feedback"
+    SIGNUP_FORM = "signup_form"
+
+
+class Action(StrEnum):
+    """What a consent event records, as the consent log spells it."""
+
+    INVITE = "invite"
+    SUBSCRIBE = "subscribe"
+    OPT_IN = "opt_in"
+    CONFIRM = "confirm"
+    AFFIRM = "affirm"
+    WITHDRAW = "withdraw"
+    DISPUTE = "dispute"
+    EXPIRE = "expire"
+    DECLINE_BUSINESS = "decline_business"
+    ALLOW_BUSINESS = "allow_business"
+    RECEIPTS_ON = "receipts_on"
+    RECEIPTS_OFF = "receipts_off"
+    LINKS_RESET = "links_reset"
+    BUSINESS_ADDRESS_ADDED = "business_address_added"
+    BUSINESS_ADDRESS_APPROVED = "business_address_approved"
+    BUSINESS_ADDRESS_VERIFIED = "business_address_verified"
+    BUSINESS_ADDRESS_REMOVED = "business_address_removed"
+    ROUTE_BUSINESS_MAIL = "route_business_mail"
+    ROUTE_LIST = "route_list"
+    UNDELIVERABLE = "undeliverable"
+    SOFT_BOUNCE = "soft_bounce"
+    SOFT_BOUNCES_RESET = "soft_bounces_reset"
+    DELIVERABLE = "deliverable"
+    SET_JURISDICTION = "set_jurisdiction"
+    SET_SUBSCRIBER_TYPE = "set_subscriber_type"
+    ACCEPT_INVITATION = "accept_invitation"
+    PAUSE = "pause"
+    RESUME = "resume"
+    PAUSE_BUSINESS = "pause_business"
+    RESUME_BUSINESS = "resume_business"
+    CADENCE = "cadence"
+    LANGUAGE_SET = "language_set"
+
 
 PERSONAL = "personal"
 BUSINESS = "business"
@@ -68,10 +135,14 @@ class Contact(db.Model):
     # Business lists go to the verified business address when this is true.
     business_mail_to_business_address: Mapped[bool] = mapped_column(Boolean, default=False)
     receipts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # ISO 3166-1 alpha-2; NULL falls back to DEFAULT_JURISDICTION (unset: unknown).
+    jurisdiction: Mapped[str | None] = mapped_column(String(2))
     # BCP 47 tag of the language pages and mail use (languages.SUPPORTED); None: negotiate.
     language: Mapped[str | None] = mapped_column(String(16))
     # A receipt of recent page changes is due at this time (batched, not per click).
     receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Every business list is paused until then (the contact's "pause all").
+    business_paused_until: Mapped[datetime | None] = mapped_column(DateTime)
     # Hash of the newest consent event of this contact: the head of its chain.
     chain_head: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -97,6 +168,24 @@ class Contact(db.Model):
         address = self.personal_address or (self.addresses[0] if self.addresses else None)
         return address.email if address else None
 
+    def deliver_to(
+        self, mailing_list: MailingList, subscription: Subscription | None = None
+    ) -> str | None:
+        """The address ``mailing_list`` goes to for this contact.
+
+        Routing is the contact's own data, so it is read here, below every module
+        that sends: business lists go to a verified business address when the
+        contact routed them there; personal lists only when the contact chose so
+        for that list (``addresses.py`` makes those choices).
+        """
+        business = self.business_address
+        if business is not None and business.verified_at is not None:
+            if mailing_list.audience == BUSINESS and self.business_mail_to_business_address:
+                return business.email
+            if subscription is not None and subscription.deliver_to_business:
+                return business.email
+        return self.primary_email
+
 
 class Address(db.Model):
     __tablename__ = "addresses"
@@ -105,8 +194,16 @@ class Address(db.Model):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default=PERSONAL)
+    # PECR's terms: individual or corporate; NULL is unknown and counts as individual.
+    subscriber_type: Mapped[str | None] = mapped_column(String(16))
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set by a hard bounce (or a run of soft ones) the ESP reported; cleared when
+    # the contact confirms from this address again. Nothing is sent here meanwhile.
+    undeliverable_since: Mapped[datetime | None] = mapped_column(DateTime)
+    undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
+    # Soft bounces in a row (a delivery resets it); SOFT_BOUNCE_LIMIT makes it undeliverable.
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0)
 
     contact: Mapped[Contact] = relationship(back_populates="addresses")
 
@@ -120,8 +217,15 @@ class MailingList(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     frequency: Mapped[str] = mapped_column(String(200), default="")
     audience: Mapped[str] = mapped_column(String(16), default=BUSINESS)
-    # Version of what the list promises (name, description, frequency).
+    # Version of what the list promises (name, description, frequency, flags).
     notice_version: Mapped[int] = mapped_column(Integer, default=1)
+    # CASL s.10(9)(b): relevant to the recipients' business role (conspicuous publication).
+    role_relevant: Mapped[bool] = mapped_column(Boolean, default=False)
+    # PECR reg. 22(3): the sender's own similar products and services (soft opt-in).
+    similar_products: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The cadences a contact may pick, one per line ("every issue", "monthly digest");
+    # empty: the list has one cadence and offers no choice.
+    cadences: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -152,6 +256,11 @@ class ListTranslation(db.Model):
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="translations")
 
+    @property
+    def cadence_choices(self) -> list[str]:
+        """The cadences offered, in the admin's order (the first is the default)."""
+        return [line.strip() for line in (self.cadences or "").splitlines() if line.strip()]
+
 
 class ListNotice(db.Model):
     """What a list promised at one version: the wording a consent event names."""
@@ -167,6 +276,8 @@ class ListNotice(db.Model):
     frequency: Mapped[str] = mapped_column(String(200))
     # JSON object {tag: {name, description, frequency}}: every language's wording.
     translations: Mapped[str | None] = mapped_column(Text)
+    role_relevant: Mapped[bool] = mapped_column(Boolean, default=False)
+    similar_products: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="notices")
@@ -188,6 +299,8 @@ class Subscription(db.Model):
     evidence: Mapped[str] = mapped_column(Text, default="")
     # The purchase or inquiry date behind an implied basis.
     basis_date: Mapped[date | None] = mapped_column(Date)
+    # CASL s.10(14): an ongoing relationship's clock starts when it ends.
+    relationship_ended_on: Mapped[date | None] = mapped_column(Date)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
     invited_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -195,6 +308,12 @@ class Subscription(db.Model):
     dispute_text: Mapped[str | None] = mapped_column(Text)
     # A personal list the contact chose to receive at the business address.
     deliver_to_business: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Not sendable until then; resumed (and logged) by expire-consent or the contact.
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # One of the list's cadences; None: the list's first (its default).
+    cadence: Mapped[str | None] = mapped_column(String(64))
+    # When we asked whether to make implied consent lasting (asked once per consent).
+    reconfirmation_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     contact: Mapped[Contact] = relationship(back_populates="subscriptions")
@@ -228,6 +347,8 @@ class ConsentEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     notice_version: Mapped[int | None] = mapped_column(Integer)
+    # The contact's jurisdiction when the event was written (NULL: unknown).
+    jurisdiction: Mapped[str | None] = mapped_column(String(2))
     # The language the contact saw (BCP 47); hashed when set, so older events keep theirs.
     language: Mapped[str | None] = mapped_column(String(16))
     evidence: Mapped[str | None] = mapped_column(Text)
@@ -241,6 +362,26 @@ class ConsentEvent(db.Model):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     contact: Mapped[Contact] = relationship()
+    mailing_list: Mapped[MailingList | None] = relationship()
+
+
+class LeavingReason(db.Model):
+    """Why someone left, if they chose to say: tied to one withdrawal event.
+
+    The event log is append-only, so the answer lives here, one row per
+    withdrawal event of the request it answers. Erasure nulls ``text``.
+    """
+
+    __tablename__ = "leaving_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("consent_events.id"), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
     mailing_list: Mapped[MailingList | None] = relationship()
 
 
@@ -265,6 +406,8 @@ class OutboxMessage(db.Model):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Set when the message failed for good (a permanent refusal, or too many tries).
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ApiKey(db.Model):
@@ -289,6 +432,9 @@ class AdminUser(db.Model):
     role: Mapped[str] = mapped_column(String(16), default="admin")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Part of the id kept in the session cookie; bumped at logout and at a
+    # password change, so every copy of an older session stops working.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     # Flask-Login's user protocol.
     is_authenticated = True
@@ -299,7 +445,20 @@ class AdminUser(db.Model):
         return self.disabled_at is None
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.session_version}"
+
+
+class LoginThrottle(db.Model):
+    """Failed admin logins for one key (an address's hash, or an IP)."""
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # The next attempt for this key waits until then.
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AdminAction(db.Model):
@@ -363,3 +522,20 @@ class Suppression(db.Model):
     scope: Mapped[str] = mapped_column(String(32), default="all")
     reason: Mapped[str] = mapped_column(String(64), default="erasure")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ProviderEvent(db.Model):
+    """An ESP feedback event already acted on: its provider and its own id.
+
+    Providers retry and batch; a second delivery of the same event finds its
+    row here and changes nothing.
+    """
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

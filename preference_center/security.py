@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 from flask import Flask, abort, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import Map
 
 from .tokens import InvalidLink
 
@@ -13,22 +16,54 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# Paths whose last segment is a bearer token (manage, one-click, confirm links).
-TOKEN_PATH = re.compile(r"(/(?:p|u|confirm|verify-address|download|erase)/)[^/\s?\"]+")
+# A variable named ``token`` in a rule, with or without a converter.
+_TOKEN_VARIABLE = re.compile(r"<(?:\w+(?:\([^)]*\))?:)?token>")
+_NOTHING = re.compile(r"(?!)")
 
 
-def redact(text: str) -> str:
-    """Replace every link token in ``text`` with a placeholder."""
-    return TOKEN_PATH.sub(r"\1[token]", text)
+def embeddable_csp() -> str:
+    """The CSP of a page other sites may frame: this site and EMBED_ORIGINS only."""
+    ancestors = " ".join(["'self'", *current_app.config["EMBED_ORIGINS"]])
+    return CSP.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}")
+
+
+def token_path_pattern(url_map: Map) -> re.Pattern[str]:
+    """A pattern for the token in every path whose route carries ``<token>``.
+
+    Built from the URL map, so a new token route is redacted without anyone
+    remembering to add it here. The first group is the path up to the token.
+    """
+    prefixes = set()
+    for rule in url_map.iter_rules():
+        if "token" in rule.arguments:
+            prefix = _TOKEN_VARIABLE.split(rule.rule, maxsplit=1)[0]
+            assert "<" not in prefix, f"{rule.rule}: a token must follow a fixed prefix"
+            prefixes.add(prefix)
+    if not prefixes:
+        return _NOTHING
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    return re.compile(rf"({alternatives})[^/\s?\"]+")
 
 
 class RedactTokens(logging.Filter):
     """Keeps signed tokens out of request logs (werkzeug's and ours)."""
 
+    pattern: re.Pattern[str] = _NOTHING
+
+    def redact(self, text: str) -> str:
+        """Replace every link token in ``text`` with a placeholder."""
+        return self.pattern.sub(r"\1[token]", text)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        record.msg = redact(str(record.msg))
+        if isinstance(record.args, Mapping):
+            # gunicorn's access log passes one dict of fields (its own mapping
+            # type, which answers "-" for a missing header): redact in place.
+            for key, value in list(record.args.items()):
+                if isinstance(value, str):
+                    record.args[key] = self.redact(value)
+        elif record.args:
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = self.redact(str(record.msg))
         return True
 
 
@@ -36,10 +71,13 @@ def add_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
+    if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:
+        # Only pages that name who may frame them (the signup form) drop this.
+        headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if request.scheme == "https":
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # Behind a TLS proxy the scheme is https only with TRUSTED_PROXIES set.
+        headers.setdefault("Strict-Transport-Security", current_app.config["HSTS"])
     if not request.path.startswith("/static/"):
         # Token pages must not be cached, indexed or leak through Referer.
         headers.setdefault("Cache-Control", "no-store")
@@ -80,14 +118,15 @@ def refuse_nul_characters():
     No field of ours means one; PostgreSQL text refuses it (a DataError deep in
     a transaction) and SQLite would keep it invisibly. A path with a NUL names
     no page (404, the invalid-link page for a token path); anywhere else it is a
-    clear 400. The API checks its JSON itself and answers in its own format, so
-    only its database errors are left to errors.py.
+    clear 400. The API and the ESP webhooks check their JSON themselves and answer
+    in their own format, so only their database errors are left to errors.py.
     """
     if "\x00" in request.path:
-        if TOKEN_PATH.match(request.path):
+        if current_app.extensions["token_paths"].match(request.path):
             raise InvalidLink
         abort(404)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/feedback/")):
+        # Reading the form here would fix the body limit before the blueprint sets its own.
         return None
     parts = [v for key, value in request.args.items(multi=True) for v in (key, value)]
     if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -99,11 +138,27 @@ def refuse_nul_characters():
     return None
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` proxies, take the client's IP and scheme from their headers.
+
+    Only as many X-Forwarded-* hops as there are proxies are believed, so a
+    client cannot pick its own IP (rate limits, the consent log) or scheme.
+    """
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
 def init_app(app: Flask) -> None:
+    trust_proxies(app)
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
     app.before_request(refuse_nul_characters)
     app.before_request(refuse_cross_origin_posts)
     app.after_request(add_headers)
+    # Called after every blueprint is registered: the URL map is complete.
+    pattern = app.extensions["token_paths"] = token_path_pattern(app.url_map)
+    # The loggers are the process's, shared by every app in it (they share routes too).
+    RedactTokens.pattern = pattern
     for name in ("werkzeug", "gunicorn.access", "gunicorn.error", app.logger.name):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):

@@ -8,6 +8,7 @@ all of them verify, so a key can be retired by dropping it from the list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
@@ -22,6 +23,12 @@ VERIFY_ADDRESS = "verify-business-address"
 # Short-lived links for the contact's rights, emailed to the address on file.
 DATA_EXPORT = "data-export"
 ERASE = "erase-my-data"
+# The "Yes" of an invitation: reaching the mailbox is the confirmation.
+INVITATION_YES = "invitation-yes"
+# "Keep receiving?" before implied consent ends.
+RECONFIRM = "keep-receiving"
+# The optional question after leaving, bound to the withdrawal's request.
+LEAVING_REASON = "leaving-reason"
 
 _MAX_AGE_SETTING = {
     MANAGE: "MANAGE_LINK_MAX_AGE_DAYS",
@@ -30,6 +37,9 @@ _MAX_AGE_SETTING = {
     VERIFY_ADDRESS: "CONFIRM_LINK_MAX_AGE_DAYS",
     DATA_EXPORT: "DATA_EXPORT_LINK_MAX_AGE_DAYS",
     ERASE: "ERASE_LINK_MAX_AGE_DAYS",
+    INVITATION_YES: "CONFIRM_LINK_MAX_AGE_DAYS",
+    RECONFIRM: "RECONFIRM_LINK_MAX_AGE_DAYS",
+    LEAVING_REASON: "CONFIRM_LINK_MAX_AGE_DAYS",
 }
 
 
@@ -105,12 +115,24 @@ def _plain_text(value: object) -> bool:
     return isinstance(value, str) and "\x00" not in value
 
 
+def public_url(endpoint: str, **values: str) -> str:
+    """The absolute URL of ``endpoint`` as the app's URL map spells it.
+
+    Built on ``PUBLIC_BASE_URL`` only, never on the request's Host header, so
+    it is the same in a request, a CLI command and the outbox worker.
+    """
+    base = urlsplit(current_app.config["PUBLIC_BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
 def manage_url(contact: Contact) -> str:
-    """The absolute manage-preferences URL, built from PUBLIC_BASE_URL only."""
-    return f"{current_app.config['PUBLIC_BASE_URL']}/p/{sign(MANAGE, contact)}"
+    """The absolute manage-preferences URL."""
+    return public_url("preferences.page", token=sign(MANAGE, contact))
 
 
 def unsubscribe_url(contact: Contact, list_slug: str) -> str:
     """The RFC 8058 one-click URL for one (contact, list)."""
-    token = sign(UNSUBSCRIBE, contact, l=list_slug)
-    return f"{current_app.config['PUBLIC_BASE_URL']}/u/{token}"
+    return public_url("unsubscribe.one_click", token=sign(UNSUBSCRIBE, contact, l=list_slug))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from flask import current_app
@@ -55,6 +56,7 @@ def why(subscription: Subscription) -> str:
         "source": s.source,
         "date": day(s.basis_date),
         "confirmed": day(s.confirmed_at),
+        "ended": day(s.relationship_ended_on),
     }
     if s.source == NETWORKING_SOURCE:
         sentence = _(
@@ -63,6 +65,20 @@ def why(subscription: Subscription) -> str:
             **words,
         )
     elif s.basis == "double_opt_in":
+        if s.invited_at is not None and s.added_by != "you":
+            # An invitation answered "yes" from the mailbox it reached.
+            if s.confirmed_at:
+                sentence = _(
+                    "%(by)s invited you on %(added)s; you said yes from the invitation email "
+                    "on %(confirmed)s.",
+                    **words,
+                )
+            else:
+                sentence = _(
+                    "%(by)s invited you on %(added)s; you said yes from the invitation email.",
+                    **words,
+                )
+            return sentence + ending(subscription)
         here = s.source == "preference page"
         if s.confirmed_at and here:
             sentence = _(
@@ -87,7 +103,7 @@ def why(subscription: Subscription) -> str:
         sentence = _("You said yes on %(added)s on this page.", **words)
     elif s.basis == "express":
         sentence = _("%(by)s added you on %(added)s: you said yes through %(source)s.", **words)
-    elif s.basis == "implied_purchase":
+    elif s.basis == "implied_purchase" and not s.relationship_ended_on:
         sentence = _(
             "%(by)s added you on %(added)s because you bought from %(organisation)s on %(date)s.",
             **words,
@@ -96,6 +112,40 @@ def why(subscription: Subscription) -> str:
         sentence = _(
             "%(by)s added you on %(added)s because you asked %(organisation)s a question "
             "on %(date)s.",
+            **words,
+        )
+    elif s.basis == "implied_nonbusiness" and s.relationship_ended_on:
+        sentence = _(
+            "%(by)s added you on %(added)s because of your membership or support, "
+            "which ended on %(ended)s.",
+            **words,
+        )
+    elif s.basis == "implied_nonbusiness":
+        sentence = _(
+            "%(by)s added you on %(added)s because of your donation, volunteering or "
+            "membership on %(date)s.",
+            **words,
+        )
+    elif s.basis == "implied_purchase":
+        sentence = _(
+            "%(by)s added you on %(added)s because you were a customer of %(organisation)s "
+            "until %(ended)s.",
+            **words,
+        )
+    elif s.basis == "conspicuous_publication":
+        sentence = _(
+            "%(by)s added you on %(added)s because your address is published on a public "
+            "business profile at %(where)s, where we found it on %(date)s. "
+            "We send only what concerns your work.",
+            where=published_at(s.evidence),
+            **words,
+        )
+    elif s.basis == "soft_opt_in":
+        sentence = _(
+            "%(by)s added you on %(added)s because you bought from or talked business with "
+            "%(organisation)s on %(date)s (%(evidence)s). We may send you news of our own "
+            "similar products unless you say no; saying no is one click: switch this list off.",
+            evidence=s.evidence,
             **words,
         )
     elif s.basis == "personal":
@@ -108,6 +158,12 @@ def why(subscription: Subscription) -> str:
             **words,
         )
     return sentence + ending(subscription)
+
+
+def published_at(evidence: str | None) -> str:
+    """The URL in a conspicuous-publication basis's evidence (where the address was found)."""
+    match = re.search(r"https?://[^\s<>\"]+", evidence or "", re.IGNORECASE)
+    return match.group(0).rstrip(".,;)") if match else _("an address we did not record")
 
 
 def ending(subscription: Subscription) -> str:
@@ -134,12 +190,21 @@ def channel_words(channel: str) -> str:
         "preference_page": _("on this page"),
         "one_click": _("with the unsubscribe button of your mail app"),
         "email_confirmation": _("from the link we emailed you"),
+        "signup_form": _("on the signup form"),
         "api": _("by the sender's systems"),
         "admin": _("by the sender's staff"),
         "import": _("by an import"),
         "system": _("automatically"),
     }
     return words.get(channel, channel)
+
+
+def _until(detail: str) -> str:
+    """The date in a pause's detail ("until 2026-03-01"), as the current language writes it."""
+    match = re.search(r"(\d{4})-(\d{2})-(\d{2})", detail)
+    if match is None:
+        return detail
+    return day(date(*(int(part) for part in match.groups())))
 
 
 def action_words(event: ConsentEvent, name: str) -> str:
@@ -189,6 +254,19 @@ def action_words(event: ConsentEvent, name: str) -> str:
         "language_set": lambda: _(
             "You chose %(language)s for your pages and emails",
             language=language_name(to_state),
+        ),
+        "accept_invitation": lambda: _(
+            "You said yes to %(list)s from the invitation we emailed you", list=name
+        ),
+        "pause": lambda: _("You paused %(list)s until %(date)s", list=name, date=_until(detail)),
+        "resume": lambda: _("%(list)s resumed", list=name),
+        "pause_business": lambda: _(
+            "You paused all business messages until %(date)s", date=_until(detail)
+        ),
+        "resume_business": lambda: _("Business messages resumed"),
+        # The cadences are the list's own words (admin data), shown as written.
+        "cadence": lambda: _(
+            "You chose how often %(list)s arrives: %(cadence)s", list=name, cadence=detail
         ),
     }
     found = words.get(event.action)

@@ -56,6 +56,9 @@ def build(make) -> World:
     consent.expire_due(utcnow() + timedelta(days=40))
     lists["archive"].archived_at = utcnow()
     addresses.add_business_address(alex, "alex@work.example", VIA)
+    # A paused row and a row offering cadences (issue 14).
+    lists["insights"].cadences = "every issue\nmonthly digest"
+    consent.pause(consent.find_subscription(alex, lists["notes"]), 30, VIA)
     db.session.commit()
 
     blair = make.contact("blair@example.com", name="Blair Okafor")
@@ -105,4 +108,8 @@ def get_pages(world: World) -> dict[str, str]:
         "delete my data": f"/erase/{tokens.sign(tokens.ERASE, world.alex)}",
         "invalid link": "/p/not-a-real-link",
         "not found": "/no-such-page",
+        "signup, one list": "/s/insights",
+        "signup, several lists": "/s?lists=insights,trends,extras",
+        "invitation yes": f"/yes/{tokens.sign(tokens.INVITATION_YES, world.alex, l='events')}",
+        "keep receiving": f"/keep/{tokens.sign(tokens.RECONFIRM, world.alex, l='insights')}",
     }

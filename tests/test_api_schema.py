@@ -40,6 +40,8 @@ def test_the_api_answers_as_its_openapi_document_says(app, make, api_auth, mode)
     assert {op.label for op in operations} == {
         "POST /links",
         "GET /consent",
+        "POST /consent",
+        "GET /lists/{slug}/audience",
         "POST /contacts",
         "GET /events",
     }

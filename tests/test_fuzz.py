@@ -98,7 +98,7 @@ def world(module_app):
     contact.addresses.append(Address(email="fuzz@example.com", kind="personal"))
     db.session.add(contact)
     db.session.flush()
-    express = Provenance(source="signup", added_by="Dana", basis="express")
+    express = Provenance(source="signup", added_by="Dana", basis="express", evidence="signup")
     consent.place(contact, lists["fuzz-notes"], SUBSCRIBED, express, VIA)
     consent.place(contact, lists["fuzz-insights"], SUBSCRIBED, express, VIA)
     consent.opt_in(contact, lists["fuzz-digest"], VIA, evidence="ticked")
@@ -249,7 +249,11 @@ def test_any_form_input_is_answered_and_never_half_written(world, visitor, post,
     event(f"{path} → {response.status_code}")
     assert response.status_code < 500, (url, fields, response.get_data(as_text=True)[:500])
     if response.status_code >= 400:
-        assert row_counts() == before, (url, fields, response.status_code)
+        after = row_counts()
+        if path == "/admin/login":
+            # A failed sign-in is counted on purpose (login backoff, issue 17).
+            after.pop("login_throttles"), before.pop("login_throttles")
+        assert after == before, (url, fields, response.status_code)
     verifies()
 
 

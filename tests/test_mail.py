@@ -91,7 +91,8 @@ def insights(make):
 
 
 def invite(make, mailing_list, email: str, name: str | None = None) -> Subscription:
-    contact = make.contact(email, name)
+    # In the US an emailed invitation is lawful (CAN-SPAM); elsewhere see test_law.py.
+    contact = make.contact(email, name, jurisdiction="US")
     return make.subscription(
         contact,
         mailing_list,
@@ -128,13 +129,15 @@ def test_the_invitation_as_received(runner, make, smtp, insights):
     assert "Dana Reyes at Harbor Financial would like to send you" in text
     assert "Harbor Financial's view of the markets, with charts. (Monthly)" in text
     [yes] = re.findall(r"Yes, send me this: (\S+)", text)
-    assert yes.startswith(f"{BASE}/p/")
+    # The one-button yes (issue 14): its own signed link, not the manage link.
+    assert yes.startswith(f"{BASE}/yes/")
     assert "If you do nothing, nothing more arrives: this is the only time we ask." in text
     assert "Saying no changes nothing between you and Dana Reyes personally." in text
     manage_links(text, contact)
 
     html = received.html()
-    assert re.search(r'<a href="https://prefs\.example\.test/p/[^"]+">Yes, send me this</a>', html)
+    yes_link = r'<a href="https://prefs\.example\.test/yes/[^"]+">Yes, send me this</a>'
+    assert re.search(yes_link, html)
     assert "If you do nothing, nothing more arrives" in html
     assert "Saying no changes nothing between you and Dana Reyes personally." in html
     manage_links(html, contact)
@@ -281,7 +284,7 @@ def test_mail_queued_in_a_transaction_that_rolls_back_is_never_sent(make, smtp, 
     assert smtp.messages == []
 
 
-def test_a_refused_recipient_is_retried_later_and_the_rest_still_go(make, smtp, insights):
+def test_a_refused_recipient_fails_for_good_and_the_rest_still_go(make, smtp, insights):
     for email in ("refused@example.com", "pat@example.com"):
         consent.opt_in(make.contact(email), insights, PAGE, evidence="ticked")
     db.session.commit()
@@ -290,10 +293,11 @@ def test_a_refused_recipient_is_retried_later_and_the_rest_still_go(make, smtp, 
 
     assert [m.rcpt_tos for m in smtp.messages] == [["pat@example.com"]]
     refused, delivered = outbox()
+    # A 550 is the server's final word: no retry (issue 17, #8).
     assert (refused.sent_at, refused.attempts) == (None, 1)
-    assert "550" in refused.last_error
-    assert refused.next_attempt_at > utcnow()
+    assert refused.failed_at is not None and "550" in refused.last_error
     assert delivered.sent_at is not None
+    assert mailer.deliver_due() == (0, 0)
 
 
 def test_a_server_that_never_answers_times_out(app, make, insights):

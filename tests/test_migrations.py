@@ -10,8 +10,8 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from conftest import _settings
 from flask_migrate import downgrade, upgrade
+from plugins.database import settings as _settings
 
 from preference_center import create_app, ledger
 from preference_center.extensions import db

@@ -8,12 +8,13 @@ shows it as text: the raw markup never reaches the HTML.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import re
 
 import pytest
-from admin_helpers import create, row_counts, sign_in, token_of
+from admin_helpers import PASSWORD, create, row_counts, sign_in, token_of
 from helpers import all_events, events_of
 
 from preference_center import tokens
@@ -282,3 +283,97 @@ def test_a_nul_byte_is_a_clear_400_before_the_database(client, make):
     assert client.get("/p/%00").status_code == 404
     assert "This link isn" in client.get("/u/abc%00def").get_data(as_text=True)
     assert row_counts() == before
+
+
+# --- the outside probe's requests (issue 17, finding 6): each a clear 4xx ----
+
+HUGE = "99999999999999999999999"
+OVERFLOWING_CURSOR = base64.urlsafe_b64encode(b"e" + b"9" * 30).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=%C2%B2", "limit=%E2%91%A0", f"cursor={OVERFLOWING_CURSOR}", "limit=" + HUGE],
+)
+def test_probe_event_feed_parameters_are_a_clear_400(client, api_auth, query):
+    response = client.get(f"/api/v1/events?{query}", headers=api_auth())
+    assert response.status_code == 400
+    assert response.json["error"]["code"] in ("bad_limit", "bad_cursor")
+
+
+def test_probe_json_nested_100000_deep_is_a_clear_400(client, api_auth):
+    headers = {**api_auth(), "Content-Type": "application/json"}
+    before = row_counts()
+    body = "[" * 100_000 + "]" * 100_000
+    for path in ("/api/v1/contacts", "/api/v1/links"):
+        response = client.post(path, data=body, headers=headers)
+        assert response.status_code == 400, path
+        assert response.json["error"]["code"] == "bad_json"
+    nested = '{"email": "pat@example.com", "name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert client.post("/api/v1/contacts", data=nested, headers=headers).status_code == 400
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("field", ["name", "email"])
+def test_probe_a_lone_surrogate_is_a_clear_422(client, api_auth, field):
+    headers = {**api_auth(), "Content-Type": "application/json"}
+    before = row_counts()
+    values = {"email": "pat@example.com", "name": "Pat"}
+    values[field] = values[field] + "\\ud800"
+    body = "{" + ", ".join(f'"{k}": "{v}"' for k, v in values.items()) + "}"
+    response = client.post(
+        "/api/v1/contacts",
+        data=body,
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert row_counts() == before
+
+
+def test_probe_an_implied_basis_dated_9999_12_31_is_a_clear_422(client, api_auth, make):
+    make.list("insights")
+    headers = api_auth()
+    before = row_counts()
+    item = {
+        "list": "insights",
+        "state": "subscribed",
+        "source": "shop",
+        "added_by": "Dana Reyes",
+        "basis": "implied_purchase",
+        "basis_date": "9999-12-31",
+    }
+    response = client.post(
+        "/api/v1/contacts",
+        json={"email": "pat@example.com", "subscriptions": [item]},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        (f"/admin/log/{HUGE}", 404),
+        (f"/admin/log?before={HUGE}", 400),
+        (f"/admin/actions?before={HUGE}", 400),
+        ("/admin/log?before=%C2%B2", 400),
+        ("/admin/log?until=9999-12-31", 200),
+        ("/admin/log/export?format=csv&until=9999-12-31", 200),
+        ("/admin/log?since=9999-12-31&until=9999-12-31", 200),
+    ],
+)
+def test_probe_admin_log_parameters_are_answered_cleanly(admin_client, path, status):
+    response = admin_client.get(path)
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+
+
+@pytest.mark.parametrize("next_", ["/admin/\r\nSet-Cookie: x=1", "/admin/\nx", "/admin\\\\evil"])
+def test_probe_a_next_with_control_characters_signs_in_to_the_dashboard(client, next_):
+    create("ada@example.com", "admin")
+    token = token_of(client, "/admin/login")
+    response = client.post(
+        "/admin/login",
+        data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token, "next": next_},
+    )
+    assert response.status_code == 303 and response.headers["Location"] == "/admin/"

@@ -115,5 +115,5 @@ def test_every_public_page_passes_axe(page, live_server, app, make, client):
     finally:
         app.config["MANAGE_LINK_MAX_AGE_DAYS"] = days
 
-    assert len(axe.checked) == 22
+    assert len(axe.checked) == 26
     assert axe.found == {}

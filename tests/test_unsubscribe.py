@@ -111,7 +111,9 @@ def test_the_page_has_one_button_that_posts_one_click(client, path, pat, insight
     assert f'<form method="post" action="{path}">' in html
     assert '<input type="hidden" name="List-Unsubscribe" value="One-Click">' in html
     assert html.count("<button") == 1 and "csrf_token" not in html
-    assert 'href="https://prefs.example.test/p/' in html
+    # Never a manage link: the page that emails one (a one-click link outlives manage links).
+    assert 'href="https://prefs.example.test/p"' in html
+    assert 'href="https://prefs.example.test/p/' not in html
     assert "p***@example.com" in html and "pat@example.com" not in html
 
     # Submitting that form, exactly as a browser would, unsubscribes.

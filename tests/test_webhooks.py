@@ -11,8 +11,8 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import free_port
 from helpers import all_events
+from plugins.mail import free_port
 
 from preference_center import consent, webhooks
 from preference_center.consent import Via

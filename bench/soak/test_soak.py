@@ -310,8 +310,8 @@ def queue_business_address(port: int, path: str) -> None:
 
 
 def queue_invitations(url: str, public_base_url: str) -> None:
-    """Invitations for a few invited contacts, through the mailer's own function."""
-    from preference_center import create_app, mailer
+    """Invitations for a few invited contacts, through the invitations module."""
+    from preference_center import create_app, invitations
     from preference_center.extensions import db
     from preference_center.models import Subscription
 
@@ -322,7 +322,7 @@ def queue_invitations(url: str, public_base_url: str) -> None:
             sa.select(Subscription).filter_by(state="invited").limit(3)
         ).scalars()
         for subscription in invited:
-            mailer.queue_invitation(subscription)
+            invitations.queue_invitation(subscription)
         db.session.commit()
         db.session.remove()
         db.engine.dispose()

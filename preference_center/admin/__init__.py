@@ -16,7 +16,7 @@ from htmx_flask import make_response
 from ..consent import Via
 from ..database import SAFE_METHODS
 from ..extensions import db, login_manager
-from ..models import AdminAction
+from ..models import AdminAction, Channel
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -58,7 +58,7 @@ def require_admin_session():
 def admin_via() -> Via:
     """The signed-in admin acting through the admin area, for consent events."""
     return Via(
-        channel="admin",
+        channel=Channel.ADMIN,
         actor=f"admin:{current_user.id}",
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
@@ -99,4 +99,11 @@ def invalid(template: str, message: str, status: int = 422, **context):
     return render_template(template, error=message, **context), status
 
 
-from . import contacts, dashboard, disputes, imports, lists, log, session  # noqa: E402, F401
+def register_blueprint(app) -> None:
+    """Register the admin area: its views are added to ``bp`` by importing them.
+
+    The package's one upward import: each view module uses the helpers above.
+    """
+    from . import auth, contacts, dashboard, disputes, imports, lists, log, session  # noqa: F401
+
+    app.register_blueprint(bp)

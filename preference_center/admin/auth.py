@@ -6,6 +6,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, login_manager
 from ..models import AdminUser, normalise_email
+from ..validation import InvalidAddress, email_address
 
 ROLES = ("admin", "auditor")
 PASSWORD_METHOD = "scrypt"
@@ -13,11 +14,34 @@ MIN_PASSWORD_LENGTH = 12
 
 
 @login_manager.user_loader
-def load_admin(user_id: str) -> AdminUser | None:
-    if not user_id.isdigit():
+def load_admin(session_id: str) -> AdminUser | None:
+    """The active admin of a session id ``"<id>:<session version>"``, if still current.
+
+    A session whose version is older than the admin's (they signed out, or the
+    password changed since) loads nobody, whichever copy of the cookie it is.
+    """
+    admin_id, _, version = session_id.partition(":")
+    if not (admin_id.isascii() and admin_id.isdigit() and version.isascii() and version.isdigit()):
         return None
-    admin = db.session.get(AdminUser, int(user_id))
-    return admin if admin is not None and admin.is_active else None
+    if len(admin_id) > 18 or len(version) > 18:
+        return None
+    admin = db.session.get(AdminUser, int(admin_id))
+    if admin is None or not admin.is_active or admin.session_version != int(version):
+        return None
+    return admin
+
+
+def end_sessions(admin: AdminUser) -> None:
+    """Invalidate every session of ``admin`` issued so far (every copy of every cookie)."""
+    admin.session_version = (admin.session_version or 1) + 1
+
+
+def change_password(admin: AdminUser, password: str) -> None:
+    """Set a new password; every session signed in with the old one ends."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AdminError(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    admin.password_hash = generate_password_hash(password, PASSWORD_METHOD)
+    end_sessions(admin)
 
 
 # Checked against when the email is unknown, so a wrong email takes as long as
@@ -31,9 +55,10 @@ class AdminError(ValueError):
 
 def create_admin(email: str, password: str, role: str = "admin") -> AdminUser:
     """Add an admin (or an auditor) with a scrypt-hashed password."""
-    email = normalise_email(email)
-    if "@" not in email:
-        raise AdminError(f"{email!r} is not an email address.")
+    try:
+        email = email_address(email)
+    except InvalidAddress as error:
+        raise AdminError(str(error)) from None
     if role not in ROLES:
         raise AdminError(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -48,11 +73,15 @@ def create_admin(email: str, password: str, role: str = "admin") -> AdminUser:
     return admin
 
 
-def authenticate(email: str, password: str) -> AdminUser | None:
-    """The active admin with this email and password, or None."""
-    admin = db.session.execute(
+def find_admin(email: str) -> AdminUser | None:
+    return db.session.execute(
         db.select(AdminUser).filter_by(email=normalise_email(email))
     ).scalar_one_or_none()
+
+
+def authenticate(email: str, password: str) -> AdminUser | None:
+    """The active admin with this email and password, or None."""
+    admin = find_admin(email)
     if admin is None:
         check_password_hash(_UNKNOWN_USER_HASH, password)
         return None

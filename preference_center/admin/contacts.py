@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_
 
-from .. import consent, languages, wording
+from .. import consent, invitations, jurisdictions, languages, wording
 from ..consent import ConsentError, Provenance
 from ..extensions import db
 from ..models import (
@@ -82,6 +82,12 @@ def contact_context(contact: Contact, **extra) -> dict:
         "events": events,
         "lists": list(lists),
         "bases": BASES,
+        "ask_in_person": {
+            s.id: rule
+            for s, state, _why in subscriptions
+            if state == INVITED and (rule := invitations.ask_in_person(s))
+        },
+        "default_jurisdiction": jurisdictions.default(),
         "admin_states": ADMIN_STATES,
         "languages": languages.SUPPORTED,
         "default_language": languages.default(),
@@ -170,17 +176,13 @@ def contact_place(public_id: str):
     if reason is None:
         return refuse(contact, "Give a reason for the change: it is kept in the consent log.")
     try:
-        if state == SUBSCRIBED and (basis in ("", "none") or not evidence):
-            raise ConsentError(
-                "An admin can only subscribe someone on a legal basis with evidence "
-                "(what they agreed to, when and where). Without both, invite them instead."
-            )
         provenance = Provenance(
             source="admin",
             added_by=current_user.email,
             basis=basis,
             evidence=evidence,
             basis_date=parse_day(form.get("basis_date", "")),
+            relationship_ended_on=parse_day(form.get("relationship_ended_on", "")),
         )
         _, outcome = consent.place(
             contact, mailing_list, state, provenance, admin_via(), detail=reason
@@ -204,4 +206,26 @@ def contact_place(public_id: str):
     )
     db.session.commit()
     flash(f"{mailing_list.name}: {outcome}.")
+    return redirect(url_for("admin.contact", public_id=public_id), code=303)
+
+
+@bp.post("/contacts/<public_id>/jurisdiction")
+def contact_jurisdiction(public_id: str):
+    """Set where a contact is (ISO 3166-1 alpha-2); logged, since it changes the rules."""
+    contact = find_contact(public_id)
+    if contact.erased_at is not None:
+        return refuse(contact, "This contact was erased; nothing can be changed.", 409)
+    code = request.form.get("jurisdiction", "")
+    try:
+        changed = consent.set_jurisdiction(contact, code, admin_via())
+    except jurisdictions.JurisdictionError as error:
+        return refuse(contact, str(error))
+    if changed:
+        record_action("contact_jurisdiction", contact=public_id, jurisdiction=contact.jurisdiction)
+    db.session.commit()
+    flash(
+        f"Jurisdiction: {contact.jurisdiction or 'unknown'}."
+        if changed
+        else "The jurisdiction was already that."
+    )
     return redirect(url_for("admin.contact", public_id=public_id), code=303)

@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from flask import render_template
 from sqlalchemy import and_, case, func
 
+from .. import leaving, mailer
 from ..extensions import db
 from ..models import (
     EXPIRED,
@@ -211,4 +212,6 @@ def dashboard():
         geometry={"width": WIDTH, "height": HEIGHT, "left": LEFT, "bottom": BOTTOM, "top": TOP},
         states=STATES,
         fills=STATE_FILLS,
+        failed_mail=mailer.failed_messages(),
+        leaving_reasons=leaving.counts(),
     )

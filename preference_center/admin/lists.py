@@ -7,8 +7,9 @@ import re
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
-from .. import languages, list_translations
+from .. import languages, list_translations, tokens
 from ..extensions import db
+from ..list_notices import FLAGS, revise
 from ..models import (
     AUDIENCES,
     ConsentEvent,
@@ -18,6 +19,7 @@ from ..models import (
     Subscription,
     utcnow,
 )
+from ..validation import UnsafeText, header_safe_text
 from . import bp, invalid, record_action
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -68,9 +70,25 @@ def translation_problem(translations: dict[str, dict[str, str]]) -> str | None:
     return None
 
 
+def flags_from_form() -> dict[str, bool]:
+    return {name: request.form.get(name) == "yes" for name in FLAGS}
+
+
+def cadences_from_form() -> str:
+    """The offered cadences, one per line, trimmed, without duplicates."""
+    lines = (request.form.get("cadences") or "").splitlines()
+    return "\n".join(dict.fromkeys(line.strip()[:64] for line in lines if line.strip()))
+
+
 def promise_problem(promise: dict[str, str]) -> str | None:
     if not promise["name"]:
         return "A list needs a name."
+    try:
+        # The name goes into the Subject and List-Id of every message of the list.
+        header_safe_text(promise["name"], "The name")
+        header_safe_text(promise["frequency"], "The frequency")
+    except UnsafeText as error:
+        return str(error)
     if len(promise["name"]) > 200 or len(promise["frequency"]) > 200:
         return "The name and the frequency can have at most 200 characters."
     if not promise["description"]:
@@ -106,6 +124,7 @@ def list_create():
     """Create a list with its first notice version."""
     form = {**promise_from_form(), "slug": request.form.get("slug", "").strip().lower()}
     form["audience"] = request.form.get("audience", "")
+    form.update(flags_from_form())
     problem = promise_problem(form)
     if not SLUG.match(form["slug"]):
         problem = "The slug takes lower-case letters, digits and dashes (it appears in links)."
@@ -119,7 +138,7 @@ def list_create():
     problem = translation_problem(translations)
     if problem:
         return invalid("admin/lists/form.html", problem, mailing_list=None, form=form)
-    mailing_list = MailingList(**form, notice_version=1)
+    mailing_list = MailingList(**form, notice_version=1, cadences=cadences_from_form())
     db.session.add(mailing_list)
     list_translations.set_translations(mailing_list, translations)
     db.session.flush()
@@ -129,6 +148,7 @@ def list_create():
             version=1,
             translations=list_translations.notice_json(mailing_list),
             **promise_from_form(),
+            **flags_from_form(),
         )
     )
     record_action("list_create", list=mailing_list.slug, audience=mailing_list.audience)
@@ -144,19 +164,20 @@ def list_edit(slug: str):
     return render_template(
         "admin/lists/form.html",
         mailing_list=mailing_list,
-        form={name: getattr(mailing_list, name) for name in PROMISE}
+        form={name: getattr(mailing_list, name) for name in (*PROMISE, *FLAGS, "cadences")}
         | {
             f"{name}_{tag}": value
             for tag, fields in list_translations.wording_of(mailing_list).items()
             for name, value in fields.items()
         },
         deletable=not has_history(mailing_list),
+        signup_url=tokens.public_url("signup.one_list", slug=mailing_list.slug),
     )
 
 
 @bp.post("/lists/<slug>")
 def list_update(slug: str):
-    """Change what a list promises: a new notice version; past events keep theirs."""
+    """Change what a list promises (wording or legal flags): a new notice version."""
     mailing_list = find_list(slug)
     promise = promise_from_form()
     translations = translations_from_form()
@@ -166,27 +187,23 @@ def list_update(slug: str):
             "admin/lists/form.html",
             problem,
             mailing_list=mailing_list,
-            form=promise,
+            form={**promise, **flags_from_form()},
             deletable=not has_history(mailing_list),
         )
-    changed = [name for name in PROMISE if getattr(mailing_list, name) != promise[name]]
-    if list_translations.set_translations(mailing_list, translations):
-        changed.append("translations")
+    cadences = cadences_from_form()
+    cadences_changed = cadences != mailing_list.cadences
+    if cadences_changed:
+        # Offering another cadence changes no promise: no new notice version.
+        mailing_list.cadences = cadences
+        record_action("list_cadences", list=slug, cadences=mailing_list.cadence_choices)
+    changed = revise(mailing_list, translations, **promise, **flags_from_form())
+    if not changed and cadences_changed:
+        db.session.commit()
+        flash(f"Saved the cadences of {mailing_list.name}.")
+        return redirect(url_for("admin.list_edit", slug=slug), code=303)
     if not changed:
         flash("Nothing changed.")
         return redirect(url_for("admin.list_edit", slug=slug), code=303)
-    for name in changed:
-        if name in PROMISE:
-            setattr(mailing_list, name, promise[name])
-    mailing_list.notice_version += 1
-    db.session.add(
-        ListNotice(
-            list_id=mailing_list.id,
-            version=mailing_list.notice_version,
-            translations=list_translations.notice_json(mailing_list),
-            **promise,
-        )
-    )
     record_action(
         "list_edit", list=slug, changed=changed, notice_version=mailing_list.notice_version
     )

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from .. import ledger, log_export
 from ..extensions import db
+from ..inputs import bounded_id
 from ..models import AdminAction, ConsentEvent, Contact, MailingList, utcnow
 from . import bp, record_action
 
@@ -49,8 +50,11 @@ class LogFilters:
 
     @property
     def until_at(self) -> datetime | None:
-        # "To" is inclusive: everything before the start of the next day.
-        return datetime.combine(self.until + timedelta(days=1), time.min) if self.until else None
+        # "To" is inclusive: everything before the start of the next day. The
+        # last day there is has no next one: no upper bound then.
+        if self.until is None or self.until == date.max:
+            return None
+        return datetime.combine(self.until + timedelta(days=1), time.min)
 
     def as_args(self) -> dict[str, str]:
         args = {
@@ -97,6 +101,17 @@ def filtered_events(filters: LogFilters, before: int | None):
     return db.session.execute(select).all()
 
 
+def page_before() -> int | None:
+    """The ``before=`` id of an older page; 400 when it names no possible row."""
+    raw = request.args.get("before", "")
+    if not raw:
+        return None
+    before = bounded_id(raw)
+    if before is None:
+        abort(400, description="'before' must be the id of an event (a whole number).")
+    return before
+
+
 def distinct(column) -> list[str]:
     return list(db.session.execute(db.select(column).distinct().order_by(column)).scalars())
 
@@ -123,7 +138,7 @@ def consent_log():
         return render_template(
             "admin/log/index.html", **log_context(LogFilters(), rows=[], error=str(error))
         ), 400
-    before = request.args.get("before", type=int)
+    before = page_before()
     rows = filtered_events(filters, before)
     older = rows[PAGE_SIZE - 1][0].id if len(rows) > PAGE_SIZE else None
     return render_template(
@@ -213,7 +228,7 @@ def export_log():
 @bp.get("/actions")
 def actions():
     """The admin record: who did what in the admin area and the CLI, newest first."""
-    before = request.args.get("before", type=int)
+    before = page_before()
     select = db.select(AdminAction).order_by(AdminAction.id.desc()).limit(PAGE_SIZE + 1)
     if before:
         select = select.where(AdminAction.id < before)

@@ -1,12 +1,16 @@
-"""The OpenAPI 3.1 document of /api/v1, written by hand to match api.py.
+"""The OpenAPI 3.1 document of /api/v1: paths by hand, request bodies from ``requests.py``.
 
-tests/test_api_schema.py runs schemathesis against it: a route, status code,
-content type or field that drifts from the code fails the suite.
+The request schemas are the pydantic models' own JSON Schema, so a limit (the
+batch size, a field's length) is written once. tests/test_api_schema.py runs
+schemathesis against the document: a route, status code, content type or
+field that drifts from the code fails the suite.
 """
 
 from __future__ import annotations
 
-from ..models import BASES
+from pydantic.json_schema import models_json_schema
+
+from .requests import MAX_BATCH, ConsentBatch, ContactRequest, LinkBatchRequest, LinkRequest
 
 
 def _ref(name: str) -> dict:
@@ -33,11 +37,25 @@ BAD_REQUEST = _error("The body is not a JSON object, or a parameter is malformed
 TOO_LARGE = _error("The body (or the batch) is too large.")
 INVALID = _error("A field is missing or wrong, or a consent rule refuses the change.")
 
-_EMAIL = {"type": "string", "format": "email", "maxLength": 320, "example": "pat@example.com"}
-_SLUG = {"type": "string", "minLength": 1, "maxLength": 64, "example": "market-insights"}
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+
+def request_schemas() -> dict:
+    """The request bodies' JSON Schemas, each referring to the others by component."""
+    _, schemas = models_json_schema(
+        [
+            (model, "validation")
+            for model in (LinkRequest, LinkBatchRequest, ContactRequest, ConsentBatch)
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    return schemas["$defs"]
+
+
+_REQUESTS = request_schemas()
+_EMAIL = _REQUESTS["LinkRequest"]["properties"]["email"]
+_SLUG = _REQUESTS["SubscriptionRequest"]["properties"]["list"]
 
 SCHEMAS = {
+    **_REQUESTS,
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -46,23 +64,6 @@ SCHEMAS = {
                 "type": "object",
                 "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            }
-        },
-    },
-    "LinkRequest": {
-        "type": "object",
-        "required": ["email"],
-        "properties": {"email": _EMAIL, "list": {**_SLUG, "type": ["string", "null"]}},
-    },
-    "LinkBatchRequest": {
-        "type": "object",
-        "required": ["items"],
-        "properties": {
-            "items": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 1000,
-                "items": _ref("LinkRequest"),
             }
         },
     },
@@ -83,6 +84,13 @@ SCHEMAS = {
             "manage_url": {"type": "string", "format": "uri"},
             "unsubscribe_url": {"type": "string", "format": "uri"},
             "headers": _ref("ListUnsubscribeHeaders"),
+            "metadata": {
+                "type": "object",
+                "description": "Attach as SendGrid custom args, Mailgun variables or Postmark "
+                "metadata, so the ESP's feedback names the list.",
+                "required": ["pc_list"],
+                "properties": {"pc_list": {"type": "string"}},
+            },
         },
     },
     "LinkItemError": {
@@ -110,18 +118,34 @@ SCHEMAS = {
     },
     "Answer": {
         "type": "object",
-        "required": ["allowed", "status", "basis", "reason", "deliver_to", "expires_at"],
+        "required": [
+            "allowed",
+            "status",
+            "basis",
+            "reason",
+            "deliver_to",
+            "expires_at",
+            "jurisdiction",
+        ],
         "properties": {
             "allowed": {"type": "boolean"},
             "status": {
                 "type": "string",
-                "description": "subscribed, invited, pending, unsubscribed, expired, "
-                "not_subscribed, business_declined, wrong_address or unknown.",
+                "description": "subscribed, invited, pending, unsubscribed, expired, paused, "
+                "not_subscribed, business_declined, undeliverable, wrong_address, unknown "
+                "or (in a batch) unknown_list.",
             },
             "basis": _nullable("string"),
-            "reason": {"type": "string"},
+            "reason": {"type": "string", "description": "A refusal names the rule."},
             "deliver_to": _nullable("string"),
             "expires_at": _nullable("string", format="date-time"),
+            "jurisdiction": {
+                **_nullable("string"),
+                "description": "ISO 3166-1 alpha-2 (the contact's, else DEFAULT_JURISDICTION); "
+                "null when unknown.",
+            },
+            "paused_until": _nullable("string", format="date-time"),
+            "cadence": _nullable("string"),
             "language": {
                 **_nullable("string"),
                 "description": "The contact's language (BCP 47), the default if none is "
@@ -129,31 +153,42 @@ SCHEMAS = {
             },
         },
     },
-    "SubscriptionRequest": {
+    "ConsentAnswers": {
         "type": "object",
-        "required": ["list", "state", "source", "added_by", "basis"],
-        "properties": {
-            "list": _SLUG,
-            "state": {"enum": ["invited", "subscribed"]},
-            "source": {**_TEXT, "example": "signup form"},
-            "added_by": {**_TEXT, "example": "Dana Reyes"},
-            "basis": {"enum": list(BASES)},
-            "evidence": {"type": ["string", "null"], "maxLength": 2000},
-            "basis_date": _nullable("string", format="date"),
-        },
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref("Answer")}},
     },
-    "ContactRequest": {
+    "Recipient": {
         "type": "object",
-        "required": ["email"],
+        "required": [
+            "email",
+            "contact",
+            "name",
+            "basis",
+            "expires_at",
+            "jurisdiction",
+            "cadence",
+            "manage_url",
+            "unsubscribe_url",
+            "list_unsubscribe",
+            "list_unsubscribe_post",
+        ],
         "properties": {
-            "email": _EMAIL,
-            "name": {"type": ["string", "null"], "maxLength": 200},
+            "email": {"type": "string", "description": "The deliver-to address."},
+            "contact": {"type": "string", "description": "Public id; the `after` cursor."},
+            "name": _nullable("string"),
+            "basis": {"type": "string"},
+            "expires_at": _nullable("string", format="date-time"),
+            "jurisdiction": _nullable("string"),
+            "cadence": _nullable("string"),
             "language": {
-                "type": ["string", "null"],
-                "description": "BCP 47: en, fr, de, es, pt-BR or ar (fr-CA is read as fr).",
-                "maxLength": 35,
+                "type": "string",
+                "description": "The contact's language (BCP 47), the default if none is stored.",
             },
-            "subscriptions": {"type": "array", "items": _ref("SubscriptionRequest")},
+            "manage_url": {"type": "string", "format": "uri"},
+            "unsubscribe_url": {"type": "string", "format": "uri"},
+            "list_unsubscribe": {"type": "string"},
+            "list_unsubscribe_post": {"const": "List-Unsubscribe=One-Click"},
         },
     },
     "ContactResult": {
@@ -218,6 +253,7 @@ SCHEMAS = {
             "actor": {"type": "string"},
             "occurred_at": {"type": "string", "format": "date-time"},
             "notice_version": _nullable("integer"),
+            "jurisdiction": _nullable("string"),
             "evidence": _nullable("string"),
             "request_id": {"type": "string"},
             "personal_digest": {
@@ -255,8 +291,8 @@ DOCUMENT = {
             "post": {
                 "operationId": "mintLinks",
                 "summary": "Manage and one-click URLs with List-Unsubscribe headers.",
-                "description": "Needs the `links` scope. A batch takes up to 1,000 items; an "
-                "unknown address or list is an error for that item alone.",
+                "description": f"Needs the `links` scope. A batch takes up to {MAX_BATCH:,} items; "
+                "an unknown address or list is an error for that item alone.",
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -289,6 +325,62 @@ DOCUMENT = {
                 ],
                 "responses": {
                     "200": _json("The answer.", _ref("Answer")),
+                    "400": BAD_REQUEST,
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "404": _error("No list has that slug."),
+                    "429": TOO_MANY,
+                },
+            },
+            "post": {
+                "operationId": "maySendBatch",
+                "summary": "Up to 1,000 may-I-send questions at once.",
+                "description": "Needs the `consent:read` scope. The answers come in the order "
+                "of the items, each the one `GET /consent` gives (an unknown list is an answer "
+                "with `status: unknown_list` rather than a 404). More than 1,000 items is a 413.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ConsentBatch")}},
+                },
+                "responses": {
+                    "200": _json("The answers, in order.", _ref("ConsentAnswers")),
+                    "400": BAD_REQUEST,
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "413": TOO_LARGE,
+                    "422": INVALID,
+                    "429": TOO_MANY,
+                },
+            },
+        },
+        "/lists/{slug}/audience": {
+            "get": {
+                "operationId": "listAudience",
+                "summary": "Everyone who may be sent this list now, streamed.",
+                "description": "Needs the `consent:read` scope. One row per recipient, exactly "
+                "those for whom `GET /consent` answers allowed at their deliver-to address, read "
+                "from one snapshot, in contact order. NDJSON by default, CSV with "
+                "`format=csv`. To resume, pass the last row's `contact` as `after`.",
+                "parameters": [
+                    {"name": "slug", "in": "path", "required": True, "schema": _SLUG},
+                    {"name": "format", "in": "query", "schema": {"enum": ["ndjson", "csv"]}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "schema": {"type": "string", "maxLength": 64},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The recipients, one a line (CSV: with a header line).",
+                        "content": {
+                            "application/x-ndjson": {
+                                "schema": {"type": "string"},
+                                "x-item-schema": _ref("Recipient"),
+                            },
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
                     "400": BAD_REQUEST,
                     "401": UNAUTHORIZED,
                     "403": FORBIDDEN,

@@ -12,43 +12,48 @@ import binascii
 import functools
 import hashlib
 import json
-from datetime import date
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
 
-from .. import consent, feed, languages, may_send, suppression, tokens
-from ..consent import ConsentError, Provenance, Via
+from .. import audience, consent, feed, jurisdictions, may_send, suppression, tokens
+from ..addresses import identifies_contact, release_unverified_claim
+from ..consent import BusinessDeclined, ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
 from ..extensions import csrf, db, limiter
+from ..inputs import bounded_id
 from ..models import (
-    BUSINESS,
-    BUSINESS_DECLINED,
-    INVITED,
     PERSONAL,
-    SUBSCRIBED,
     Address,
+    Channel,
     Contact,
     IdempotencyKey,
     MailingList,
     normalise_email,
 )
-from ..sender import contact_with, one_click_headers
+from ..sender import contact_with, feedback_metadata, one_click_headers
+from ..validation import UnsafeText, header_safe_text
 from . import keys as api_keys
 from . import openapi
 from .keys import CONSENT_READ, CONTACTS_WRITE, EVENTS_READ, LINKS
+from .requests import (
+    MAX_BATCH,
+    ConsentBatch,
+    ContactRequest,
+    LinkRequest,
+    RequestInvalid,
+    SubscriptionRequest,
+    parse,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer keys, not cookies, authenticate the API: there is no session to forge.
 csrf.exempt(bp)
 
-MAX_BATCH = 1000
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_BODY = 1024 * 1024
-# Words that mark a networking source (a connection is not consent): invitations only.
-NETWORKING_WORDS = ("networking", "linkedin", "connections", "xing")
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_document"})
 
 
@@ -117,28 +122,12 @@ def json_body() -> dict:
     return body
 
 
-def text_field(
-    data: dict, name: str, *, required: bool = True, max_length: int = 200
-) -> str | None:
-    """A string field of ``data``; None when optional and absent; 422 when malformed."""
-    value = data.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ApiError(422, "invalid_request", f"'{name}' must be a non-empty string.")
-    if len(value) > max_length:
-        raise ApiError(422, "invalid_request", f"'{name}' is longer than {max_length} characters.")
-    if "\x00" in value:  # PostgreSQL refuses NUL in text
-        raise ApiError(422, "invalid_request", f"'{name}' must not contain NUL characters.")
-    return value.strip()
-
-
-def email_field(data: dict) -> str:
-    email = text_field(data, "email", max_length=320)
-    local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in email):
-        raise ApiError(422, "invalid_email", f"{email!r} is not an email address.")
-    return email
+def parsed(model, data: object):
+    """``data`` as the request model, or the API's 422 for the first thing wrong."""
+    try:
+        return parse(model, data)
+    except RequestInvalid as error:
+        raise ApiError(422, error.code, error.message) from None
 
 
 # --- POST /links ------------------------------------------------------------
@@ -173,9 +162,8 @@ def mint_links(items: list) -> list[dict]:
     wanted: list[tuple[str, str | None] | ApiError] = []
     for item in items:
         try:
-            if not isinstance(item, dict):
-                raise ApiError(422, "invalid_request", "Each item must be a JSON object.")
-            wanted.append((email_field(item), text_field(item, "list", required=False)))
+            link = parsed(LinkRequest, item)
+            wanted.append((link.email, link.list_))
         except ApiError as error:
             wanted.append(error)
     pairs = [w for w in wanted if isinstance(w, tuple)]
@@ -186,7 +174,7 @@ def mint_links(items: list) -> list[dict]:
             db.session.execute(
                 db.select(Address.email, Contact)
                 .join(Contact, Contact.id == Address.contact_id)
-                .where(Address.email.in_(emails), Contact.erased_at.is_(None))
+                .where(Address.email.in_(emails), identifies_contact(), Contact.erased_at.is_(None))
             ).all()
         )
         if emails
@@ -220,6 +208,9 @@ def mint_links(items: list) -> list[dict]:
                 headers = one_click_headers(contact, slug)
                 result["unsubscribe_url"] = headers["List-Unsubscribe"][1:-1]
                 result["headers"] = headers
+                # Attach as the ESP's custom args / variables / metadata: its
+                # complaints and unsubscribes then name the list (README, "Senders").
+                result["metadata"] = feedback_metadata(slug)
         results.append(result)
     return results
 
@@ -245,6 +236,54 @@ def consent_check():
     if answer.status == "unknown_list":
         raise ApiError(404, "unknown_list", answer.reason)
     return answer.as_dict()
+
+
+@bp.post("/consent")
+@requires(CONSENT_READ)
+def consent_batch():
+    """Up to 1,000 "may I send?" questions; the answers in the same order, each the GET's."""
+    body = json_body()
+    items = body.get("items")
+    if isinstance(items, list) and len(items) > MAX_BATCH:
+        raise ApiError(413, "batch_too_large", f"At most {MAX_BATCH} items per request.")
+    batch = parsed(ConsentBatch, body)
+    return {"items": [may_send.check(q.email, q.list_).as_dict() for q in batch.items]}
+
+
+# --- GET /lists/<slug>/audience ---------------------------------------------
+
+
+@bp.get("/lists/<slug>/audience")
+@requires(CONSENT_READ)
+def list_audience(slug: str):
+    """Everyone who may be sent this list now: NDJSON (or ?format=csv), streamed."""
+    format_ = request.args.get("format", "ndjson")
+    if format_ not in audience.FORMATS:
+        raise ApiError(400, "bad_format", "'format' must be 'ndjson' or 'csv'.")
+    after = request.args.get("after") or None
+    if after is not None and (len(after) > 64 or "\x00" in after):
+        raise ApiError(400, "bad_cursor", "'after' is the contact of a row the API gave out.")
+    mailing_list = audience.find_list(slug) if "\x00" not in slug else None
+    if mailing_list is None:
+        raise ApiError(404, "unknown_list", f"There is no list {slug!r}.")
+    rows = audience.recipients(mailing_list, after=after)
+    try:
+        # The first row (or the end) is read here, so a bad cursor is still a 400.
+        first = next(rows, None)
+    except audience.BadCursor:
+        raise ApiError(
+            400, "bad_cursor", "'after' is the contact of a row the API gave out."
+        ) from None
+
+    def all_rows():
+        if first is not None:
+            yield first
+            yield from rows
+
+    body = audience.render(format_, all_rows())
+    mimetype = "text/csv" if format_ == "csv" else "application/x-ndjson"
+    db.session.commit()  # end the request's own transaction: the stream has its snapshot
+    return Response(stream_with_context(body), mimetype=mimetype)
 
 
 # --- POST /contacts ---------------------------------------------------------
@@ -307,125 +346,99 @@ def replay(stored: IdempotencyKey, request_hash: str) -> Response:
     return response
 
 
-def is_networking_source(source: str) -> bool:
-    lowered = source.lower()
-    return any(word in lowered for word in NETWORKING_WORDS)
+def wanted_subscriptions(
+    specs: list[SubscriptionRequest], jurisdiction: str | None = None
+) -> list[tuple[MailingList, str, Provenance]]:
+    """Find every requested list before anything is written (the rules are consent's).
 
-
-def wanted_subscriptions(specs: object) -> list[tuple[MailingList, str, Provenance]]:
-    """Validate every requested subscription before anything is written."""
-    if specs is None:
-        return []
-    if not isinstance(specs, list):
-        raise ApiError(422, "invalid_request", "'subscriptions' must be an array.")
+    ``jurisdiction`` is the contact's effective one, for the rules that depend on it.
+    """
     wanted, seen = [], set()
     for spec in specs:
-        if not isinstance(spec, dict):
-            raise ApiError(422, "invalid_request", "Each subscription must be a JSON object.")
-        slug = text_field(spec, "list", max_length=64)
-        if slug in seen:
-            raise ApiError(422, "invalid_request", f"The list {slug!r} is named twice.")
-        seen.add(slug)
+        if spec.list_ in seen:
+            raise ApiError(422, "invalid_request", f"The list {spec.list_!r} is named twice.")
+        seen.add(spec.list_)
         mailing_list = db.session.execute(
-            db.select(MailingList).filter_by(slug=slug)
+            db.select(MailingList).filter_by(slug=spec.list_)
         ).scalar_one_or_none()
         if mailing_list is None:
-            raise ApiError(422, "unknown_list", f"There is no list {slug!r}.")
+            raise ApiError(422, "unknown_list", f"There is no list {spec.list_!r}.")
         if mailing_list.archived_at is not None:
-            raise ApiError(422, "archived_list", f"The list {slug!r} is no longer offered.")
-        state = text_field(spec, "state", max_length=16)
-        if state not in (INVITED, SUBSCRIBED):
-            raise ApiError(
-                422, "invalid_state", "'state' must be 'invited' or 'subscribed' via the API."
-            )
+            raise ApiError(422, "archived_list", f"The list {spec.list_!r} is no longer offered.")
         provenance = Provenance(
-            source=text_field(spec, "source"),
-            added_by=text_field(spec, "added_by"),
-            basis=text_field(spec, "basis", max_length=32),
-            evidence=text_field(spec, "evidence", required=False, max_length=2000) or "",
-            basis_date=date_field(spec, "basis_date"),
+            source=spec.source,
+            added_by=spec.added_by,
+            basis=spec.basis,
+            evidence=(spec.evidence or "").strip(),
+            basis_date=spec.basis_date,
+            relationship_ended_on=spec.relationship_ended_on,
         )
-        if is_networking_source(provenance.source) and state != INVITED:
-            raise ApiError(
-                422,
-                "networking_source",
-                f"People from a networking source ({provenance.source!r}) can only be "
-                "invited: a connection is not consent.",
-            )
         try:
-            provenance.checked(mailing_list, state)
+            provenance.checked(mailing_list, spec.state, jurisdiction)
         except ConsentError as error:
-            raise ApiError(422, "provenance", str(error)) from None
-        wanted.append((mailing_list, state, provenance))
+            raise refusal(error) from None
+        wanted.append((mailing_list, spec.state, provenance))
     return wanted
 
 
-def date_field(data: dict, name: str) -> date | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ApiError(422, "invalid_request", f"'{name}' must be a date (YYYY-MM-DD).") from None
-
-
-def language_field(body: dict) -> str | None:
-    """The optional ``language`` (BCP 47, one we speak: ``fr``, ``pt-BR``)."""
-    value = body.get("language")
-    if value is None:
-        return None
-    language = languages.normalise(value)
-    if language is None:
-        raise ApiError(
-            422,
-            "invalid_request",
-            f"'language' must be a BCP 47 tag of {', '.join(languages.SUPPORTED)}.",
-        )
-    return language
+def refusal(error: ConsentError) -> ApiError:
+    """A consent rule's refusal as the API answers it: 409 for a contact's own no."""
+    status = 409 if isinstance(error, BusinessDeclined) else 422
+    return ApiError(status, error.code, str(error))
 
 
 def write_contact(body: dict) -> tuple[int, dict]:
-    email = email_field(body)
-    name = text_field(body, "name", required=False)
-    language = language_field(body)
-    wanted = wanted_subscriptions(body.get("subscriptions"))
+    request_body = parsed(ContactRequest, body)
+    email, name = request_body.email, request_body.name
+    if name is not None:
+        try:
+            name = header_safe_text(name, "'name'")
+        except UnsafeText as error:
+            raise ApiError(422, "invalid_request", str(error)) from None
+    jurisdiction, subscriber_type = request_body.jurisdiction, request_body.subscriber_type
+    language = request_body.language
+    existing = contact_with(email)
+    stored = existing.jurisdiction if existing is not None else None
+    wanted = wanted_subscriptions(
+        request_body.subscriptions or [], jurisdictions.effective(jurisdiction or stored)
+    )
     if suppression.suppressed_address(email):
         raise ApiError(
             409,
             "suppressed",
             "This address was erased at its owner's request and cannot be added again.",
         )
-    contact = contact_with(email)
-    created = contact is None
-    if created:
-        contact = Contact(name=name)
-        contact.addresses.append(Address(email=normalise_email(email), kind=PERSONAL))
-        db.session.add(contact)
-        db.session.flush()
-    elif name is not None and name != contact.name:
-        contact.name = name
     via = Via(
-        channel="api",
+        channel=Channel.API,
         actor=g.caller.actor,
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
+    contact = existing
+    created = contact is None
+    if created:
+        release_unverified_claim(email, via)
+        contact = Contact(name=name, jurisdiction=jurisdiction)
+        contact.addresses.append(
+            Address(email=normalise_email(email), kind=PERSONAL, subscriber_type=subscriber_type)
+        )
+        db.session.add(contact)
+        db.session.flush()
+    elif name is not None and name != contact.name:
+        contact.name = name
+    if jurisdiction is not None:
+        consent.set_jurisdiction(contact, jurisdiction, via)
+    if subscriber_type is not None:
+        address = next(a for a in contact.addresses if a.email == normalise_email(email))
+        consent.set_subscriber_type(address, subscriber_type, via)
     if language is not None:
         consent.set_language(contact, language, via)
     results = []
     for mailing_list, state, provenance in wanted:
-        if mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED:
-            raise ApiError(
-                409,
-                "business_declined",
-                f"{email} declined all business messages; {mailing_list.slug!r} is a "
-                "business list.",
-            )
         try:
             subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
         except ConsentError as error:
-            raise ApiError(422, "provenance", str(error)) from None
+            raise refusal(error) from None
         if outcome == "suppressed":
             raise ApiError(409, "suppressed", suppressed_reason(email, subscription))
         results.append(
@@ -472,9 +485,10 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text[:1] != "e" or not text[1:].isdigit():
+        after = bounded_id(text[1:]) if text[:1] == "e" else None
+        if after is None and text != "e0":
             raise ValueError(cursor)
-        return int(text[1:])
+        return after or 0
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ApiError(400, "bad_cursor", "This cursor is not one the API gave out.") from None
 
@@ -482,7 +496,8 @@ def decode_cursor(cursor: str | None) -> int:
 def page_size(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    # isdigit() alone accepts "²" and "①", which int() refuses: ASCII digits only.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
         raise ApiError(400, "bad_limit", f"'limit' must be a whole number from 1 to {MAX_PAGE}.")
     return int(value)
 

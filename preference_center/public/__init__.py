@@ -7,7 +7,8 @@ fragments for htmx and the 303 back to the page without it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import (
     abort,
@@ -24,16 +25,16 @@ from htmx_flask import make_response
 from .. import consent, languages, tokens, wording
 from ..consent import ConsentError, Via
 from ..extensions import db, limiter
-from ..may_send import deliver_to
 from ..models import (
     BUSINESS,
-    BUSINESS_DECLINED,
     PENDING,
     PERSONAL,
     SUBSCRIBED,
+    Channel,
     Contact,
     MailingList,
     Subscription,
+    utcnow,
 )
 
 
@@ -71,9 +72,16 @@ class Row:
     pending_to: str | None
     routable: bool = False
     message: str | None = None
+    # The end of the pause holding this list now, and whether it is the list's own.
+    paused_until: datetime | None = None
+    own_pause: bool = False
+    cadences: list[str] = field(default_factory=list)
+    cadence: str | None = None
+    # The optional question after this row's withdrawal (its signed address).
+    leaving_url: str | None = None
 
 
-def contact_via(channel: str = "preference_page") -> Via:
+def contact_via(channel: str = Channel.PREFERENCE_PAGE) -> Via:
     """The contact acting through ``channel`` (this page by default), with the
     request's fingerprint."""
     return Via(
@@ -102,8 +110,14 @@ def build_row(
     contact: Contact, mailing_list: MailingList, subscription: Subscription | None
 ) -> Row:
     state = consent.effective_state(subscription) if subscription else None
-    declined = mailing_list.audience == BUSINESS and contact.business_contact == BUSINESS_DECLINED
+    declined = consent.declines_business_mail(contact, mailing_list)
+    receiving = state in (SUBSCRIBED, PENDING)
+    paused = consent.paused_until(subscription) if state == SUBSCRIBED else None
     return Row(
+        paused_until=paused,
+        own_pause=paused is not None and subscription.paused_until == paused,
+        cadences=mailing_list.cadence_choices if receiving else [],
+        cadence=consent.cadence_of(subscription) if receiving else None,
         mailing_list=mailing_list,
         subscription=subscription,
         state=state,
@@ -111,11 +125,11 @@ def build_row(
         why=wording.why(subscription) if subscription else None,
         checked=state in (SUBSCRIBED, PENDING),
         disabled=declined and state not in (SUBSCRIBED, PENDING),
-        affirmable=state == SUBSCRIBED and subscription.basis in consent.IMPLIED_MONTHS,
+        affirmable=state == SUBSCRIBED and subscription.basis in consent.AFFIRMABLE,
         disputable=subscription is not None
         and subscription.added_by != "you"
         and subscription.disputed_at is None,
-        pending_to=wording.mask_email(deliver_to(contact, mailing_list, subscription))
+        pending_to=wording.mask_email(contact.deliver_to(mailing_list, subscription))
         if state == PENDING
         else None,
         # A personal list may go to a verified business address if the contact asks.
@@ -162,13 +176,22 @@ def page_context(token: str, contact: Contact, message: str | None = None) -> di
         "contact": contact,
         "sections": rows_for(contact),
         "masked_email": wording.mask_email(contact.primary_email),
-        "business_declined": contact.business_contact == BUSINESS_DECLINED,
+        "business_declined": consent.declines_business_mail(contact),
         "business_address": contact.business_address,
         "business_masked": wording.mask_email(
             contact.business_address.email if contact.business_address else None
         ),
         "business_routed": contact.business_mail_to_business_address,
+        "business_paused_until": contact.business_paused_until
+        if contact.business_paused_until and contact.business_paused_until > utcnow()
+        else None,
         "message": message,
+        # Addresses whose mail bounced: the contact should know why nothing arrives.
+        "undeliverable": [
+            (wording.mask_email(a.email), a.undeliverable_since)
+            for a in contact.addresses
+            if a.undeliverable_since is not None
+        ],
     }
 
 
@@ -210,16 +233,39 @@ def refused(error: ConsentError, token: str, row: Row | None = None):
     return render_template("public/message.html", title=title, text=str(error)), 409
 
 
-def sections_or_page(token: str, contact: Contact, message: str):
+def sections_or_page(token: str, contact: Contact, message: str, **extra):
     if not wants_fragment():
         return back_to_page(token, message)
     db.session.refresh(contact)
-    return fragment("public/preferences/_sections.html", **page_context(token, contact, message))
+    context = {**page_context(token, contact, message), **extra}
+    return fragment("public/preferences/_sections.html", **context)
 
 
 def register_blueprints(app) -> None:
     """Register every contact-facing blueprint (the package's one upward import)."""
-    from . import business_address, confirmation, fresh_link, preferences, rights, unsubscribe
+    from . import (
+        asking,
+        business_address,
+        confirmation,
+        fresh_link,
+        leaving,
+        pausing,
+        preferences,
+        rights,
+        signup,
+        unsubscribe,
+    )
 
-    for module in (preferences, business_address, fresh_link, confirmation, rights, unsubscribe):
+    for module in (
+        preferences,
+        business_address,
+        fresh_link,
+        confirmation,
+        rights,
+        unsubscribe,
+        signup,
+        asking,
+        pausing,
+        leaving,
+    ):
         app.register_blueprint(module.bp)

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from .. import links
 from ..extensions import db, limiter
 from ..models import normalise_email
+from ..validation import InvalidAddress, email_address
 
 bp = Blueprint("fresh_link", __name__)
 
@@ -36,8 +37,9 @@ def form():
 @limiter.limit("3 per hour", key_func=address_key)
 def request_link():
     """Queue a fresh link to a known address; answer the same either way."""
-    email = request.form.get("email", "").strip()
-    if "@" not in email or len(email) > 320:
+    try:
+        email = email_address(request.form.get("email", ""))
+    except InvalidAddress:
         return render_template(
             "public/fresh_link.html", error=_("Please enter your email address.")
         ), 400

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from htmx_flask import make_response
 
-from .. import consent, languages, links, tokens, wording
+from .. import consent, languages, leaving, links, tokens, wording
 from ..consent import ConsentError
 from ..extensions import db, limiter
 from . import (
@@ -32,6 +32,7 @@ from . import (
     sections_or_page,
     wants_fragment,
 )
+from .leaving import offer_after_redirect, offered_after_redirect
 
 bp = Blueprint("preferences", __name__)
 
@@ -42,6 +43,7 @@ def page(token: str):
     claims = tokens.verify(tokens.MANAGE, token, allow_expired=True)
     languages.speak_to(claims.contact)
     context = page_context(token, claims.contact)
+    context.update(offered_after_redirect())
     if claims.expired:
         # An expired link may only say no: no details, no history.
         template = "public/preferences/withdraw_only.html"
@@ -63,15 +65,16 @@ def toggle(token: str, slug: str):
     contact = contact_from(token, withdrawing=not wanted)
     mailing_list = find_list(slug)
     subscription = consent.find_subscription(contact, mailing_list)
+    via = contact_via()
     try:
         if wanted:
             notice = (
                 f"Ticked on the preference page (notice v{mailing_list.notice_version}, "
                 f"shown in {languages.current()})"
             )
-            outcome = consent.opt_in(contact, mailing_list, contact_via(), evidence=notice)
+            outcome = consent.opt_in(contact, mailing_list, via, evidence=notice)
         else:
-            changed = subscription is not None and consent.withdraw(subscription, contact_via())
+            changed = subscription is not None and consent.withdraw(subscription, via)
             outcome = "withdrawn" if changed else consent.UNCHANGED
     except ConsentError as error:
         return refused(error, token, build_row(contact, mailing_list, subscription))
@@ -83,8 +86,12 @@ def toggle(token: str, slug: str):
     subscription = subscription or consent.find_subscription(contact, mailing_list)
     row = build_row(contact, mailing_list, subscription)
     row.message = saved_message(row, outcome)
+    if outcome == "withdrawn":
+        row.leaving_url = leaving.question_url(contact, via.request_id)
     if not wants_fragment():
         db.session.commit()
+        if row.leaving_url:
+            offer_after_redirect(row.leaving_url, slug)
         return back_to_page(token, row.message, f"list-{slug}")
     response = fragment("public/preferences/_list_row.html", row=row, token=token)
     db.session.commit()
@@ -106,7 +113,8 @@ def saved_message(row: Row, outcome: str) -> str:
 def withdraw_everything(token: str):
     """Unsubscribe from every list in one step."""
     contact = contact_from(token, withdrawing=True)
-    count = consent.withdraw_everything(contact, contact_via())
+    via = contact_via()
+    count = consent.withdraw_everything(contact, via)
     db.session.commit()
     message = (
         ngettext(
@@ -117,7 +125,10 @@ def withdraw_everything(token: str):
         if count
         else _("You were on no list.")
     )
-    return sections_or_page(token, contact, message)
+    question = leaving.question_url(contact, via.request_id) if count else None
+    if question and not wants_fragment():
+        offer_after_redirect(question, "everything")
+    return sections_or_page(token, contact, message, leaving_url=question)
 
 
 @bp.post("/p/<token>/business")

@@ -23,8 +23,8 @@ bp = Blueprint("rights", __name__)
 ANCHOR = "your-data"
 
 
-def _link(path: str, purpose: str, contact: Contact) -> str:
-    return f"{current_app.config['PUBLIC_BASE_URL']}/{path}/{tokens.sign(purpose, contact)}"
+def _link(endpoint: str, purpose: str, contact: Contact) -> str:
+    return tokens.public_url(endpoint, token=tokens.sign(purpose, contact))
 
 
 def _hours(setting: str) -> int:
@@ -43,7 +43,7 @@ def _answer(token: str, contact: Contact, text: str, status: int = 200):
     return fragment("public/preferences/_your_data.html", data_message=text, **context), status
 
 
-def _send(token: str, kind: str, subject: str, path: str, purpose: str, setting: str):
+def _send(token: str, kind: str, subject: str, endpoint: str, purpose: str, setting: str):
     contact = contact_from(token)
     email = contact.primary_email
     if email is None:
@@ -55,7 +55,7 @@ def _send(token: str, kind: str, subject: str, path: str, purpose: str, setting:
         subject,
         kind,
         contact=contact,
-        link=_link(path, purpose, contact),
+        link=_link(endpoint, purpose, contact),
         hours=_hours(setting),
     )
     db.session.commit()
@@ -72,7 +72,7 @@ def request_export(token: str):
         token,
         "data_export",
         lazy_gettext("Your data: download link"),
-        "download",
+        "rights.download_page",
         tokens.DATA_EXPORT,
         "DATA_EXPORT_LINK_MAX_AGE_DAYS",
     )
@@ -86,7 +86,7 @@ def request_erasure(token: str):
         token,
         "erase_confirmation",
         lazy_gettext("Please confirm: delete your data"),
-        "erase",
+        "rights.erase_page",
         tokens.ERASE,
         "ERASE_LINK_MAX_AGE_DAYS",
     )

@@ -9,10 +9,10 @@ with one button, because mail scanners open every link.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext as _
 
-from .. import consent, languages, tokens, wording
+from .. import consent, languages, leaving, tokens, wording
 from ..extensions import csrf, db
 from ..models import MailingList, Subscription
 from . import contact_via
@@ -22,6 +22,8 @@ bp = Blueprint("unsubscribe", __name__)
 csrf.exempt(bp)
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
+# Sent only by the button of our own page, never by RFC 8058 senders.
+FROM_PAGE_FIELD, FROM_PAGE_VALUE = "from", "page"
 
 
 def target(token: str) -> tuple[tokens.LinkClaims, MailingList, Subscription | None]:
@@ -40,13 +42,13 @@ def target(token: str) -> tuple[tokens.LinkClaims, MailingList, Subscription | N
     return claims, mailing_list, consent.find_subscription(claims.contact, mailing_list)
 
 
-def preferences_link(claims: tokens.LinkClaims) -> str:
-    """A manage link, unless the contact revoked the links issued with this one."""
-    contact = claims.contact
-    if claims.version != contact.token_version:
-        # The page where a contact asks for a fresh link by email (PRODUCT.md: GET /p).
-        return f"{current_app.config['PUBLIC_BASE_URL']}/p"
-    return tokens.manage_url(contact)
+def preferences_link(_claims: tokens.LinkClaims) -> str:
+    """Where "see all your preferences" goes: the page that emails a fresh manage link.
+
+    Never a manage link itself: a one-click link lives 400 days, a manage link
+    far less, so a one-click link must not open the full page (issue 17, #4).
+    """
+    return tokens.public_url("fresh_link.form")
 
 
 def respond(html: str, status: int = 200):
@@ -87,4 +89,15 @@ def one_click(token: str):
             if changed
             else _("You were already unsubscribed from %(list)s.", list=name)
         )
+        if changed and request.form.get(FROM_PAGE_FIELD) == FROM_PAGE_VALUE:
+            # A person pressed the page's button: the answer may ask, optionally, why.
+            # (The header POST of a mail provider never sends this field.)
+            html = render_template(
+                "public/unsubscribed_page.html",
+                text=text,
+                leaving_url=leaving.question_url(claims.contact, via.request_id),
+                leaving_key=mailing_list.slug,
+                preferences_url=preferences_link(claims),
+            )
+            return respond(html)
     return respond(render_template("public/unsubscribed.html", text=text))

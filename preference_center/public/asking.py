@@ -1,0 +1,117 @@
+"""Blueprint: one-button answers from an email — "Yes" to an invitation, "keep it" before
+implied consent ends.
+
+Each GET shows a page with one button and changes nothing (mail scanners open
+every link); the POST from that page does it. Each link is signed for its own
+purpose and scoped to one contact and one list.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from .. import consent, tokens, wording
+from ..consent import ConsentError
+from ..extensions import db
+from ..models import SUBSCRIBED, MailingList, Subscription, utcnow
+from . import contact_via
+
+bp = Blueprint("asking", __name__)
+
+
+def subscription_for(purpose: str, token: str) -> Subscription:
+    """The subscription a link names: its contact, its list; anything else is the invalid page."""
+    claims = tokens.verify(purpose, token)
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=claims.scope.get("l"))
+    ).scalar_one_or_none()
+    subscription = mailing_list and consent.find_subscription(claims.contact, mailing_list)
+    if subscription is None:
+        raise tokens.InvalidLink
+    return subscription
+
+
+def _answer(subscription: Subscription, title: str, text: str, status: int = 200):
+    html = render_template(
+        "public/message.html",
+        title=title,
+        text=text,
+        link=tokens.manage_url(subscription.contact),
+        link_text="See all your preferences",
+    )
+    return html, status
+
+
+@bp.get("/yes/<token>")
+def invitation_page(token: str):
+    """The invitation's "Yes": one button; opening the link changes nothing."""
+    subscription = subscription_for(tokens.INVITATION_YES, token)
+    return render_template(
+        "public/asking/yes.html",
+        token=token,
+        subscription=subscription,
+        state=consent.effective_state(subscription),
+        manage_url=tokens.manage_url(subscription.contact),
+    )
+
+
+@bp.post("/yes/<token>")
+def accept_invitation(token: str):
+    """Subscribe at once: the link reached the invited mailbox (double opt-in)."""
+    subscription = subscription_for(tokens.INVITATION_YES, token)
+    mailing_list = subscription.mailing_list
+    sent = subscription.invited_at
+    invited = f" emailed on {wording.day(sent)}" if sent else ""
+    evidence = (
+        f"Pressed yes on the page linked from the invitation{invited}, "
+        f"on {utcnow():%Y-%m-%d %H:%M:%S} UTC (notice v{mailing_list.notice_version})."
+    )
+    try:
+        changed = consent.accept_invitation(
+            subscription, contact_via("email_confirmation"), evidence=evidence
+        )
+    except ConsentError as error:
+        db.session.rollback()
+        return _answer(subscription, "That didn't work", str(error), 409)
+    db.session.commit()
+    if changed:
+        return _answer(subscription, "Thank you", f"Done: you will receive {mailing_list.name}.")
+    if subscription.state == SUBSCRIBED:
+        return _answer(subscription, "Thank you", f"You already receive {mailing_list.name}.")
+    return _answer(
+        subscription,
+        "Nothing changed",
+        f"This invitation to {mailing_list.name} is no longer open. You can choose on your page.",
+    )
+
+
+@bp.get("/keep/<token>")
+def keep_page(token: str):
+    """ "Keep receiving?": one button, the end date named; opening it changes nothing."""
+    subscription = subscription_for(tokens.RECONFIRM, token)
+    state = consent.effective_state(subscription)
+    return render_template(
+        "public/asking/keep.html",
+        token=token,
+        subscription=subscription,
+        keepable=state == SUBSCRIBED and subscription.basis in consent.IMPLIED_MONTHS,
+        why=wording.why(subscription),
+        manage_url=tokens.manage_url(subscription.contact),
+    )
+
+
+@bp.post("/keep/<token>")
+def keep(token: str):
+    """Make implied consent the contact's own lasting yes (double opt-in, no end)."""
+    subscription = subscription_for(tokens.RECONFIRM, token)
+    name = subscription.mailing_list.name
+    implied = subscription.basis in consent.IMPLIED_MONTHS
+    if consent.effective_state(subscription) != SUBSCRIBED or not implied:
+        if subscription.state == SUBSCRIBED:
+            return _answer(subscription, "Thank you", f"You already receive {name} for good.")
+        return _answer(
+            subscription, "Nothing changed", f"{name} cannot be kept from this link any more."
+        )
+    consent.confirm(subscription, contact_via("email_confirmation"))
+    db.session.commit()
+    return _answer(subscription, "Thank you", f"Done: you will keep receiving {name}.")
