@@ -685,7 +685,7 @@ def set_language(contact: Contact, language: str, via: Via) -> bool:
     if contact.language == language:
         return False
     previous, contact.language = contact.language, language
-    record(contact, via, "language_set", from_state=previous, to_state=language)
+    record(contact, via, Action.LANGUAGE_SET, from_state=previous, to_state=language)
     return True
 
 

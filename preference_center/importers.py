@@ -320,9 +320,7 @@ def read_rows(
         if problems:
             yield Rejected(line=line, reason="; ".join(problems), values=values)
         else:
-            yield _Row(
-                line, values, email, name, evidence, basis_date, **law, language=language
-            )
+            yield _Row(line, values, email, name, evidence, basis_date, **law, language=language)
 
 
 def _law_cells(values: list[str], columns: dict[str, int]) -> tuple[dict, list[str]]:

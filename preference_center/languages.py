@@ -13,6 +13,7 @@ import re
 from datetime import date, datetime
 
 from babel import Locale
+from babel.lists import format_list
 from flask import current_app, g, has_request_context, request
 from flask_babel import Babel, force_locale, format_date, get_locale, refresh
 
@@ -146,6 +147,11 @@ def day(moment: date | datetime | None) -> str:
     return format_date(moment, _DATE_PATTERNS.get(tag, "medium"))
 
 
+def join(items: list[str]) -> str:
+    """ "A", "B" and "C" as the current language lists things (Babel's list patterns)."""
+    return format_list(items, locale=get_locale()) if items else ""
+
+
 def list_text(mailing_list, field: str) -> str:
     """A list's name, description or frequency in the current language, else its own."""
     tag = current()
@@ -170,4 +176,6 @@ def init_app(app) -> None:
         list_name=list_name,
         list_text=list_text,
         format_day=day,
+        languages_join=join,
     )
+    app.jinja_env.filters["list_name_filter"] = list_name

@@ -178,6 +178,9 @@ class VerifyReport:
 
 # Event actions whose to_state is a contact-level choice, not a subscription state.
 CONTACT_LEVEL_ACTIONS = frozenset({"decline_business", "allow_business"})
+# A pause holds a list without changing its state (its to_state says "paused");
+# the resume that ends it names the state again.
+HOLDING_ACTIONS = frozenset({"pause"})
 
 
 class _Peekable:
@@ -288,6 +291,7 @@ def _check_chain(
             event.list_slug is not None
             and event.to_state is not None
             and event.action not in CONTACT_LEVEL_ACTIONS
+            and event.action not in HOLDING_ACTIONS
         ):
             replayed[event.list_slug] = (event.to_state, event.id)
     if contact.chain_head != previous_hash:

@@ -43,9 +43,7 @@ def revise(
     ]
     for name in changed:
         setattr(mailing_list, name, changes[name])
-    if translations is not None and list_translations.set_translations(
-        mailing_list, translations
-    ):
+    if translations is not None and list_translations.set_translations(mailing_list, translations):
         changed.append("translations")
     if not changed:
         return []

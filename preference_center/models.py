@@ -240,6 +240,11 @@ class MailingList(db.Model):
         cascade="all, delete-orphan",
     )
 
+    @property
+    def cadence_choices(self) -> list[str]:
+        """The cadences offered, in the admin's order (the first is the default)."""
+        return [line.strip() for line in (self.cadences or "").splitlines() if line.strip()]
+
 
 class ListTranslation(db.Model):
     """A list's name, description and frequency in one more language."""
@@ -255,11 +260,6 @@ class ListTranslation(db.Model):
     frequency: Mapped[str] = mapped_column(String(200), default="")
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="translations")
-
-    @property
-    def cadence_choices(self) -> list[str]:
-        """The cadences offered, in the admin's order (the first is the default)."""
-        return [line.strip() for line in (self.cadences or "").splitlines() if line.strip()]
 
 
 class ListNotice(db.Model):

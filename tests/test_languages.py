@@ -13,28 +13,53 @@ from helpers import csrf_token, events_of
 from preference_center import (
     addresses,
     consent,
+    invitations,
     languages,
     ledger,
     links,
     list_translations,
     mailer,
     receipts,
+    reconfirmations,
     tokens,
 )
-from preference_center.consent import Via
+from preference_center.consent import Provenance, Via
+from preference_center.demo import ensure_list
 from preference_center.extensions import db
 from preference_center.importers import ImportOptions, import_contacts
 from preference_center.models import Contact, MailingList, OutboxMessage, utcnow
 
 OTHERS = [tag for tag in languages.SUPPORTED if tag != "en"]
 # Values the test gives the page (names, addresses): data, not wording.
-DATA = ["Dana Reyes", "Harbor Financial", "p***@example.com", "w***@work.example", "Pat Doe"]
+DATA = [
+    "Dana Reyes",
+    "Harbor Financial",
+    "p***@example.com",
+    "w***@work.example",
+    "Pat Doe",
+    "Met at the Toronto conference",
+    "ticked the box",
+]
 WORDING = {
     "fr": ("Regards sur les marchés", "L’avis de la maison sur les marchés.", "Mensuel"),
     "de": ("Marktperspektiven", "Die Sicht des Hauses auf die Märkte.", "Monatlich"),
     "es": ("Perspectivas del mercado", "La visión de la casa sobre los mercados.", "Mensual"),
     "pt-BR": ("Panorama do mercado", "A visão da casa sobre os mercados.", "Mensal"),
     "ar": ("رؤى السوق", "رؤية الدار للأسواق.", "شهريًا"),
+}
+DIGEST = {
+    "fr": ("Condensé", "Le meilleur de la semaine.", "Hebdomadaire"),
+    "de": ("Kompakt", "Das Beste der Woche.", "Wöchentlich"),
+    "es": ("Resumen", "Lo mejor de la semana.", "Semanal"),
+    "pt-BR": ("Resumo", "O melhor da semana.", "Semanal"),
+    "ar": ("الموجز", "أفضل ما في الأسبوع.", "أسبوعيًا"),
+}
+OFFERS = {
+    "fr": ("Offres clients", "Nos offres pour nos clients.", "Trimestriel"),
+    "de": ("Kundenangebote", "Unsere Angebote für Kunden.", "Vierteljährlich"),
+    "es": ("Ofertas para clientes", "Nuestras ofertas para clientes.", "Trimestral"),
+    "pt-BR": ("Ofertas para clientes", "Nossas ofertas para clientes.", "Trimestral"),
+    "ar": ("عروض العملاء", "عروضنا لعملائنا.", "كل ثلاثة أشهر"),
 }
 NOTES = {
     "fr": ("Carnet de Dana", "Des nouvelles de Dana.", "Parfois"),
@@ -54,6 +79,13 @@ def translate(mailing_list, wording: dict) -> None:
         },
     )
     db.session.commit()
+
+
+def organisation_data(app) -> list[str]:
+    """Who sends (the identification footer): the organisation's data, not wording."""
+    config = app.config
+    values = [config["ORGANISATION_ADDRESS"] or "", config["ORGANISATION_CONTACT"] or ""]
+    return [part.strip() for value in values for part in value.split("·") if part.strip()]
 
 
 def text_segments(page: str) -> list[str]:
@@ -81,13 +113,18 @@ def english_fragments(page: str, data: list[str]) -> set[str]:
 @pytest.fixture
 def pat(make):
     """A contact with every section of the page: lists with why-sentences, an invitation,
-    a pending business address, history."""
+    a pending business address, a paused list with a cadence choice, history."""
     insights = make.list("insights", name="Market Insights", description="Our view of markets.")
     notes = make.list("notes", audience="personal", name="Dana's notes", description="News.")
+    digest = make.list("digest", name="Digest", description="The week's best.")
+    digest.cadences = "1/7\n1/30"  # the admin's own words for its cadences: data
     translate(insights, WORDING)
     translate(notes, NOTES)
+    translate(digest, DIGEST)
     contact = make.contact("pat@example.com", "Pat Doe")
-    make.subscription(contact, notes, basis="personal", evidence="")
+    make.subscription(contact, notes, basis="personal", evidence="Met at the Toronto conference")
+    paused = make.subscription(contact, digest)
+    consent.pause(paused, 30, Via("preference_page", "contact"))
     make.subscription(
         contact, insights, state="invited", basis="none", source="networking import", evidence=""
     )
@@ -190,7 +227,7 @@ def test_every_public_page_says_its_language(client, pat, manage_path):
 
 
 @pytest.mark.parametrize("tag", OTHERS)
-def test_the_page_leaves_no_english_phrase(client, pat, manage_path, tag):
+def test_the_page_leaves_no_english_phrase(app, client, pat, manage_path, tag):
     contact, _, _ = pat
     path = manage_path(contact)
     english = client.get(path + "?lang=en").text
@@ -201,13 +238,18 @@ def test_the_page_leaves_no_english_phrase(client, pat, manage_path, tag):
         "Your data",
         "Invited",
         "added you on",
+        "Paused until",
+        "How often: Digest",
+        'class="identification"',
     ):
         assert section in html_lib.unescape(english), section
     translated = client.get(path + "?lang=" + tag).text
     assert lang_of(client.get(path + "?lang=" + tag))[0] == tag
     text = " ".join(text_segments(translated))
-    left = sorted(f for f in english_fragments(english, DATA) if f in text)
+    data = [*DATA, *organisation_data(app)]
+    left = sorted(f for f in english_fragments(english, data) if f in text)
     assert left == [], f"English left on the {tag} page: {left[:8]}"
+    assert 'class="identification"' in translated and "Paused until" not in translated
     # The list's own wording for that language, and a date the way it writes dates.
     assert WORDING[tag][0] in text and NOTES[tag][0] in text
     assert languages.normalise(tag)
@@ -373,7 +415,7 @@ def test_the_admin_sees_and_changes_the_language(client, pat):
 def queue_every_kind(client, contact, insights, manage_path) -> None:
     """One message of each kind the contact can get, queued by the code that sends it."""
     via = Via("preference_page", "contact")
-    mailer.queue_invitation(consent.find_subscription(contact, insights))
+    invitations.queue_invitation(consent.find_subscription(contact, insights))
     links.queue_link_mail(contact)
     address = contact.business_address
     addresses.approve_business_address(contact, addresses.address_fingerprint(address.email), via)
@@ -386,11 +428,30 @@ def queue_every_kind(client, contact, insights, manage_path) -> None:
     client.post(f"{path}/lists/insights", data={"subscribed": "yes", "csrf_token": token})
     receipts.queue_due(now=utcnow() + timedelta(days=1))
     db.session.commit()
+    # "Keep receiving?" before implied consent (a purchase) ends.
+    offers = ensure_list(
+        slug="offers",
+        audience="personal",
+        name="Customer offers",
+        description="Our offers for customers.",
+        frequency="Quarterly",
+    )
+    translate(offers, OFFERS)
+    bought = Provenance(
+        source="till receipt",
+        added_by="Dana Reyes",
+        basis="implied_purchase",
+        evidence="Order 1234",
+        basis_date=utcnow().date() - timedelta(days=700),
+    )
+    implied, _ = consent.place(contact, offers, "subscribed", bought, Via("admin", "test"))
+    reconfirmations.queue_reconfirmation(implied)
+    db.session.commit()
 
 
 KINDS = {
     "invitation", "fresh_link", "approve_address", "verify_address", "data_export",
-    "erase_confirmation", "confirmation", "receipt",
+    "erase_confirmation", "confirmation", "receipt", "reconfirmation",
 }  # fmt: skip
 
 
@@ -413,7 +474,7 @@ def english_mail(client, pat, manage_path, smtp):
 
 @pytest.mark.parametrize("tag", OTHERS)
 def test_every_kind_of_mail_goes_in_the_contacts_language(
-    client, make, manage_path, smtp, english_mail, tag
+    app, client, make, manage_path, smtp, english_mail, tag
 ):
     insights = db.session.execute(db.select(MailingList).filter_by(slug="insights")).scalar_one()
     contact = make.contact(f"{tag.lower()}@example.com", "Pat Doe")
@@ -432,7 +493,14 @@ def test_every_kind_of_mail_goes_in_the_contacts_language(
     )
     messages = delivered(smtp)
     assert {row.kind for row in rows} == KINDS
-    data = [*DATA, f"{tag.lower()[:1]}***@example.com", "w***@work.example", "Market Insights"]
+    data = [
+        *DATA,
+        *organisation_data(app),
+        f"{tag.lower()[:1]}***@example.com",
+        "w***@work.example",
+        "Market Insights",
+        "Customer offers",
+    ]
     for row, message in zip(rows, messages, strict=True):
         english = english_mail[row.kind]
         assert message.message["Subject"] != english.message["Subject"], row.kind

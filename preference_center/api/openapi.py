@@ -168,6 +168,7 @@ SCHEMAS = {
             "expires_at",
             "jurisdiction",
             "cadence",
+            "language",
             "manage_url",
             "unsubscribe_url",
             "list_unsubscribe",
