@@ -40,10 +40,8 @@ def upgrade():
 
 def downgrade():
     for verb in ("update", "delete"):
-        op.execute(
-            f"DROP TRIGGER consent_events_no_{verb} ON consent_events"
-            if op.get_bind().dialect.name == "postgresql"
-            else f"DROP TRIGGER consent_events_no_{verb}"
-        )
+        op.execute(f"DROP TRIGGER consent_events_no_{verb} ON consent_events"
+                   if op.get_bind().dialect.name == "postgresql"
+                   else f"DROP TRIGGER consent_events_no_{verb}")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION consent_events_append_only()")

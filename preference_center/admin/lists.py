@@ -51,16 +51,27 @@ def promise_from_form() -> dict[str, str]:
     return {name: (request.form.get(name) or "").strip() for name in PROMISE}
 
 
-def translations_from_form() -> dict[str, dict[str, str]]:
-    """Fields ``name_fr``, ``description_fr``, … for every language but the default."""
-    return {
-        tag: {
+def translations_from_form(
+    mailing_list: MailingList | None = None,
+) -> dict[str, dict[str, str]]:
+    """Fields ``name_fr``, ``description_fr``, … for every language but the default.
+
+    A language whose fields the form does not carry keeps the list's wording in it.
+    """
+    kept = list_translations.wording_of(mailing_list) if mailing_list is not None else {}
+    found = {}
+    for tag in languages.SUPPORTED:
+        if tag == languages.default():
+            continue
+        names = [f"{name}_{tag}" for name in list_translations.FIELDS]
+        if not any(name in request.form for name in names) and tag in kept:
+            found[tag] = kept[tag]
+            continue
+        found[tag] = {
             name: (request.form.get(f"{name}_{tag}") or "").strip()
             for name in list_translations.FIELDS
         }
-        for tag in languages.SUPPORTED
-        if tag != languages.default()
-    }
+    return found
 
 
 def translation_problem(translations: dict[str, dict[str, str]]) -> str | None:
@@ -180,7 +191,7 @@ def list_update(slug: str):
     """Change what a list promises (wording or legal flags): a new notice version."""
     mailing_list = find_list(slug)
     promise = promise_from_form()
-    translations = translations_from_form()
+    translations = translations_from_form(mailing_list)
     problem = promise_problem(promise) or translation_problem(translations)
     if problem:
         return invalid(
