@@ -8,7 +8,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 from flask import Flask
 
-from . import config, database, errors, inputs, jurisdictions, rate_limits, security
+from . import config, database, errors, inputs, jurisdictions, languages, rate_limits, security
 from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
     rate_limits.init_app(app)
     login_manager.init_app(app)
+    languages.init_app(app)
     with app.app_context():
         database.configure_sqlite(db.engine)
 

@@ -72,6 +72,8 @@ def from_environment(instance_path: str) -> dict:
         "DKIM_PRIVATE_KEY_FILE": env("DKIM_PRIVATE_KEY_FILE") or None,
         "DKIM_SELECTOR": env("DKIM_SELECTOR") or None,
         "DKIM_DOMAIN": env("DKIM_DOMAIN") or None,
+        # Pages and mail use it when nothing else names a language (BCP 47, see languages.py).
+        "DEFAULT_LANGUAGE": env("DEFAULT_LANGUAGE") or "en",
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),

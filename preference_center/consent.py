@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, and_, or_, true
 
 from . import confirmations, jurisdictions, ledger, suppression
 from .extensions import db
+from .languages import SUPPORTED
 from .models import (
     BASES,
     BUSINESS,
@@ -106,6 +108,8 @@ class Via:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The language the contact saw when they acted (BCP 47), recorded on each event.
+    language: str | None = None
 
 
 def system_via() -> Via:
@@ -347,6 +351,7 @@ def record(
         ip=via.ip,
         user_agent=(via.user_agent or None) and via.user_agent[:512],
         notice_version=mailing_list.notice_version if mailing_list else None,
+        language=via.language,
         jurisdiction=jurisdictions.effective(contact.jurisdiction),
         evidence=evidence,
         detail=detail,
@@ -498,10 +503,10 @@ def opt_in(
     the same confirmation, which makes it lasting.
     """
     if mailing_list.archived_at is not None:
-        raise ConsentError("This list is no longer offered.")
+        raise ConsentError(_("This list is no longer offered."))
     if declines_business_mail(contact, mailing_list):
         raise BusinessDeclined(
-            "You said no to business messages. Allow business messages first, then choose lists."
+            _("You said no to business messages. Allow business messages first, then choose lists.")
         )
     lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
@@ -666,6 +671,21 @@ def set_receipts(contact: Contact, enabled: bool, via: Via) -> bool:
         contact.receipt_due_at = None
     state = "on" if enabled else "off"
     record(contact, via, f"receipts_{state}", to_state=state)
+    return True
+
+
+def set_language(contact: Contact, language: str, via: Via) -> bool:
+    """The language of the contact's pages and mail (a preference, logged like one).
+
+    ``language`` must be a supported BCP 47 tag (``languages.normalise`` makes one).
+    """
+    if language not in SUPPORTED:
+        raise ConsentError(f"Unknown language {language!r}; use one of {', '.join(SUPPORTED)}.")
+    contact = lock_contact(contact)
+    if contact.language == language:
+        return False
+    previous, contact.language = contact.language, language
+    record(contact, via, Action.LANGUAGE_SET, from_state=previous, to_state=language)
     return True
 
 
@@ -899,7 +919,7 @@ def accept_invitation(subscription: Subscription, via: Via, *, evidence: str) ->
     if subscription.state != INVITED:
         return False
     if mailing_list.archived_at is not None:
-        raise ConsentError("This list is no longer offered.")
+        raise ConsentError(_("This list is no longer offered."))
     if declines_business_mail(contact, mailing_list):
         raise ConsentError(
             "You said no to business messages. Allow business messages first, then choose lists."
@@ -949,7 +969,7 @@ def pause(subscription: Subscription, days: int, via: Via) -> bool:
     contact = lock_contact(subscription.contact)
     db.session.refresh(subscription)
     if effective_state(subscription) != SUBSCRIBED:
-        raise ConsentError("Only a list you receive can be paused.")
+        raise ConsentError(_("Only a list you receive can be paused."))
     if subscription.paused_until == until:
         return False
     subscription.paused_until = until
@@ -990,7 +1010,7 @@ def pause_business(contact: Contact, days: int, via: Via) -> bool:
     until = _pause_end(days)
     contact = lock_contact(contact)
     if declines_business_mail(contact):
-        raise ConsentError("You said no to business messages: there is nothing to pause.")
+        raise ConsentError(_("You said no to business messages: there is nothing to pause."))
     if contact.business_paused_until == until:
         return False
     contact.business_paused_until = until
@@ -1052,9 +1072,9 @@ def choose_cadence(subscription: Subscription, cadence: str, via: Via) -> bool:
     db.session.refresh(subscription)
     choices = subscription.mailing_list.cadence_choices
     if cadence not in choices:
-        raise ConsentError("Choose one of the cadences this list offers.")
+        raise ConsentError(_("Choose one of the cadences this list offers."))
     if effective_state(subscription) not in (SUBSCRIBED, PENDING):
-        raise ConsentError("Choose a cadence for a list you receive.")
+        raise ConsentError(_("Choose a cadence for a list you receive."))
     if cadence_of(subscription) == cadence and subscription.cadence is not None:
         return False
     previous = cadence_of(subscription)

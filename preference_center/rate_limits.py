@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app
 from flask.logging import default_handler
+from flask_babel import gettext as _
 
 from .errors import error_page
 from .extensions import limiter
@@ -111,7 +112,7 @@ def shared_counters_required(view: Callable) -> Callable:
             )
             return error_page(
                 503,
-                "This form is briefly unavailable. Please try again in a few minutes.",
+                _("This form is briefly unavailable. Please try again in a few minutes."),
                 "unavailable",
             )
         return view(*args, **kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 
 from .. import links, rate_limits
 from ..extensions import db, limiter
@@ -41,7 +42,7 @@ def request_link():
         email = email_address(request.form.get("email", ""))
     except InvalidAddress:
         return render_template(
-            "public/fresh_link.html", error="Please enter your email address."
+            "public/fresh_link.html", error=_("Please enter your email address.")
         ), 400
     links.send_fresh_link(email)
     db.session.commit()  # both branches end the same way, so timing does not tell them apart
