@@ -5,19 +5,19 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 HTMX := static/vendor/htmx.min.js
 
-.PHONY: run serve test lint install install-dev assets browser java clean bench bench-tools soak soak-long
+.PHONY: run serve test lint install install-dev assets translations extract-messages browser java clean bench bench-tools soak soak-long
 
-run: install assets  ## set up, migrate, load the demo and serve on 127.0.0.1:5000
+run: install assets translations  ## set up, migrate, load the demo and serve on 127.0.0.1:5000
 	$(FLASK) db upgrade
 	$(FLASK) demo
 	bin/dev-server
 
 # Production serving (README, "Production"): migrations, gunicorn with gunicorn.conf.py
 # (gevent workers) on 127.0.0.1:$PORT (default 8000), and the outbox worker.
-serve: install assets
+serve: install assets translations
 	bin/serve
 
-test: install-dev assets browser java  ## set up and run the whole suite
+test: install-dev assets translations browser java  ## set up and run the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -49,6 +49,21 @@ $(HTMX): node_modules/.package-lock.json
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
 assets: $(HTMX)
+
+# Compiled catalogs are built, not committed: each .mo from its .po (languages.py, babel.cfg).
+CATALOGS := $(wildcard preference_center/translations/*/LC_MESSAGES/messages.po)
+translations: $(CATALOGS:.po=.mo)
+
+%/LC_MESSAGES/messages.mo: %/LC_MESSAGES/messages.po | $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@ -l $(notdir $*)
+
+# After changing contact-facing strings: re-extract, merge into every catalog, translate the new
+# entries (tests/test_translations.py fails until each is translated), then `make translations`.
+extract-messages: install-dev
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output --omit-header \
+	  -o preference_center/translations/messages.pot .
+	$(BIN)/pybabel update -i preference_center/translations/messages.pot \
+	  -d preference_center/translations --no-fuzzy-matching --ignore-obsolete
 
 # Browser tests drive Debian's Chromium; Playwright never downloads its own.
 browser:

@@ -40,18 +40,38 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 
 
+def rate_limit_storage() -> str:
+    """Where the limits count; the app's rule (preference_center/rate_limits.py)."""
+    return os.environ.get("RATELIMIT_STORAGE_URI") or os.environ.get("REDIS_URL") or "memory://"
+
+
+def redacted(uri: str) -> str:
+    scheme, _, rest = uri.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.partition(":")[0]
+        return f"{scheme}://{user}:***@{host}"
+    return uri
+
+
 def on_starting(server):
-    """Say so when rate limits are per process: each worker would count on its own."""
-    storage = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
-    if server.cfg.workers > 1 and storage.startswith("memory://"):
+    """Say which storage the rate limits use, and warn when it is per process."""
+    storage = rate_limit_storage()
+    if not storage.startswith("memory://"):
+        server.log.info(
+            "Rate limits count in %s, shared by every worker and instance.", redacted(storage)
+        )
+    elif server.cfg.workers > 1:
         server.log.warning(
             "RATELIMIT_STORAGE_URI is %s with %d workers: every worker keeps its own "
             "counts (each limit is %d times as loose) and a restart forgets them. "
-            "Set RATELIMIT_STORAGE_URI=redis://… for production.",
+            'Set REDIS_URL=redis://… for production (README, "Scale-out").',
             storage,
             server.cfg.workers,
             server.cfg.workers,
         )
+    else:
+        server.log.info("Rate limits count in this one worker's memory (%s).", storage)
 
 
 # No control socket: it lives at one path per user, which several instances on

@@ -8,8 +8,8 @@ from pathlib import Path
 from dotenv import load_dotenv
 from flask import Flask
 
-from . import config, database, errors, inputs, jurisdictions, security
-from .extensions import csrf, db, htmx, limiter, login_manager, mail, migrate
+from . import config, database, errors, inputs, jurisdictions, languages, rate_limits, security
+from .extensions import csrf, db, htmx, login_manager, mail, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,12 +36,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     inputs.init_app(app)
 
     db.init_app(app)
+    database.remove_session_safely(app, db)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     mail.init_app(app)
     htmx.init_app(app)
-    limiter.init_app(app)
+    rate_limits.init_app(app)
     login_manager.init_app(app)
+    languages.init_app(app)
     with app.app_context():
         database.configure_sqlite(db.engine)
 

@@ -12,9 +12,11 @@ import hashlib
 from collections.abc import Iterable
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from sqlalchemy import or_
 
-from . import mailer, tokens, wording
+from . import languages, mailer, tokens, wording
 from .consent import ConsentError, Via, lock_contact, record
 from .extensions import db
 from .models import BUSINESS, PERSONAL, Address, Contact, Subscription, normalise_email, utcnow
@@ -96,15 +98,16 @@ def add_business_address(contact: Contact, email: str, via: Via) -> Address:
     try:
         email = email_address(email)
     except InvalidAddress as error:
-        raise ConsentError(f"Please enter a valid email address. {error}") from None
+        # The validator's reason is English; the contact reads the sentence in their language.
+        raise ConsentError(_("Please enter a valid email address.")) from error
     contact = lock_contact(contact)
     if email == contact.primary_email:
-        raise ConsentError("That is already the address we write to.")
+        raise ConsentError(_("That is already the address we write to."))
     taken = db.session.execute(db.select(Address).filter_by(email=email)).scalar_one_or_none()
     if taken is not None and taken.contact_id != contact.id:
         if taken.kind != BUSINESS or taken.verified_at is not None:
             # Someone else's address on file, or verified by someone else.
-            raise ConsentError("We can't use that address here. Please choose another one.")
+            raise ConsentError(_("We can't use that address here. Please choose another one."))
         # Another contact's unverified claim: it belongs to nobody yet.
         release_unverified_claim(email, via, keep=contact)
     current = contact.business_address
@@ -129,7 +132,9 @@ def queue_owner_approval(contact: Contact, address: Address) -> None:
     mailer.queue(
         "approve_address",
         contact.primary_email,
-        f"Send business messages to {wording.mask_email(address.email)}?",
+        lazy_gettext(
+            "Send business messages to %(address)s?", address=wording.mask_email(address.email)
+        ),
         "approve_address",
         contact=contact,
         masked=wording.mask_email(address.email),
@@ -148,8 +153,12 @@ def approve_business_address(contact: Contact, fingerprint: str, via: Via) -> bo
     mailer.queue(
         "verify_address",
         address.email,
-        f"Please confirm your business address for {current_app.config['ORGANISATION_NAME']}",
+        lazy_gettext(
+            "Please confirm your business address for %(organisation)s",
+            organisation=current_app.config["ORGANISATION_NAME"],
+        ),
         "verify_address",
+        language=languages.of_contact(contact),
         # No manage link in this mail: the address is not verified yet, and
         # whoever reads it must not get control of the contact's preferences.
         verify_url=tokens.public_url("business_address.verify_page", token=token),
@@ -182,10 +191,10 @@ def verify_business_address(contact: Contact, fingerprint: str, via: Via) -> boo
 def wants_business_address(contact: Contact, to: str) -> bool:
     """Whether ``to`` names the business address, which must be verified to be used."""
     if to not in (BUSINESS, PERSONAL):
-        raise ConsentError("Choose the business or the personal address.")
+        raise ConsentError(_("Choose the business or the personal address."))
     address = contact.business_address
     if to == BUSINESS and (address is None or address.verified_at is None):
-        raise ConsentError("Verify your business address first.")
+        raise ConsentError(_("Verify your business address first."))
     return to == BUSINESS
 
 

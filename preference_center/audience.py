@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, case, or_
 from sqlalchemy.orm import aliased
 
-from . import jurisdictions, tokens
+from . import jurisdictions, languages, tokens
 from .consent import business_allowed_sql, not_paused_sql, received_cadence, sendable_sql
 from .database import read_only_connection
 from .extensions import db
@@ -44,6 +44,7 @@ FIELDS = (
     "expires_at",
     "jurisdiction",
     "cadence",
+    "language",
     "manage_url",
     "unsubscribe_url",
     "list_unsubscribe",
@@ -66,8 +67,8 @@ def find_list(slug: str) -> MailingList | None:
 
 
 def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0) -> Select:
-    """Core select of (contact id, public id, token version, name, jurisdiction, deliver-to,
-    basis, expiry)."""
+    """Core select of (contact id, public id, token version, name, jurisdiction, language,
+    deliver-to, basis, expiry, cadence)."""
     # The two addresses ``deliver_to`` chooses between, joined by contact (an index
     # lookup each); a join on the chosen id itself would scan addresses per row.
     business, primary = aliased(Address), aliased(Address)
@@ -79,6 +80,7 @@ def audience_select(mailing_list: MailingList, now: datetime, after_id: int = 0)
             Contact.token_version,
             Contact.name,
             Contact.jurisdiction,
+            Contact.language,
             case((to_business, business.email), else_=primary.email).label("email"),
             Subscription.basis,
             Subscription.expires_at,
@@ -133,17 +135,17 @@ def recipients(
         statement = audience_select(mailing_list, now, after_id)
         result = connection.execution_options(yield_per=BATCH).execute(statement)
         try:
-            choices = mailing_list.cadence_choices
+            choices, language = mailing_list.cadence_choices, languages.default()
             links = (
                 tokens.link_maker(tokens.MANAGE, "preferences.page"),
                 tokens.link_maker(tokens.UNSUBSCRIBE, "unsubscribe.one_click", l=slug),
             )
-            yield from (_row(row, links, choices) for row in result)
+            yield from (_row(row, links, choices, language) for row in result)
         finally:
             result.close()  # also when the reader stops early: the server-side cursor goes
 
 
-def _row(row, links: tuple, cadences: list[str]) -> dict:
+def _row(row, links: tuple, cadences: list[str], default_language: str) -> dict:
     # The links read only public_id and token_version, which the row has.
     manage_url, unsubscribe_link = links
     unsubscribe_url = unsubscribe_link(row)
@@ -155,6 +157,8 @@ def _row(row, links: tuple, cadences: list[str]) -> dict:
         "expires_at": format_time(row.expires_at) if row.expires_at else None,
         "jurisdiction": jurisdictions.effective(row.jurisdiction),
         "cadence": received_cadence(row.cadence, cadences),
+        # The contact's language, else DEFAULT_LANGUAGE, as the consent answer says.
+        "language": row.language or default_language,
         "manage_url": manage_url(row),
         "unsubscribe_url": unsubscribe_url,
         "list_unsubscribe": f"<{unsubscribe_url}>",

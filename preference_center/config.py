@@ -72,6 +72,8 @@ def from_environment(instance_path: str) -> dict:
         "DKIM_PRIVATE_KEY_FILE": env("DKIM_PRIVATE_KEY_FILE") or None,
         "DKIM_SELECTOR": env("DKIM_SELECTOR") or None,
         "DKIM_DOMAIN": env("DKIM_DOMAIN") or None,
+        # Pages and mail use it when nothing else names a language (BCP 47, see languages.py).
+        "DEFAULT_LANGUAGE": env("DEFAULT_LANGUAGE") or "en",
         "MANAGE_LINK_MAX_AGE_DAYS": _int("MANAGE_LINK_MAX_AGE_DAYS", 90),
         "UNSUBSCRIBE_LINK_MAX_AGE_DAYS": _int("UNSUBSCRIBE_LINK_MAX_AGE_DAYS", 400),
         "CONFIRM_LINK_MAX_AGE_DAYS": _int("CONFIRM_LINK_MAX_AGE_DAYS", 14),
@@ -92,7 +94,16 @@ def from_environment(instance_path: str) -> dict:
         "MAIL_DEFAULT_SENDER": env("MAIL_DEFAULT_SENDER") or "Dana Reyes <dana@harbor.example>",
         # Per manage link, for page actions that send the contact an email.
         "MAIL_SENDING_RATE_LIMIT": env("MAIL_SENDING_RATE_LIMIT") or "10 per hour",
-        "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or "memory://",
+        # One Redis for every instance (README, "Scale-out"): the limits use it
+        # unless RATELIMIT_STORAGE_URI names another storage.
+        "REDIS_URL": env("REDIS_URL") or None,
+        # None: REDIS_URL if set, else per-process memory (rate_limits.storage_uri).
+        "RATELIMIT_STORAGE_URI": env("RATELIMIT_STORAGE_URI") or None,
+        # Redis unreachable: count in this process's memory meanwhile (a log line
+        # says so) and go back to Redis when it answers; never a failed request.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # Several apps (or test runs) sharing one Redis keep apart by this prefix.
+        "RATELIMIT_KEY_PREFIX": env("RATELIMIT_KEY_PREFIX") or "",
         # Per API key; the consent check runs before every send, so allow bursts.
         "API_RATE_LIMIT": env("API_RATE_LIMIT") or "100 per second",
         # Origins allowed to frame the signup form (frame-ancestors); no other page.
@@ -129,4 +140,9 @@ def from_environment(instance_path: str) -> dict:
         "ADMIN_LOGIN_MAX_BACKOFF_SECONDS": _int("ADMIN_LOGIN_MAX_BACKOFF_SECONDS", 900),
         # Tries before an outbox message is given up on (a 5xx answer gives up at once).
         "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 12),
+        # Sender webhooks: seconds to wait for a receiver, and how long a worker's
+        # claim on a webhook lasts (longer than a batch of 50 can take) before
+        # another worker may resend from the last recorded event.
+        "WEBHOOK_TIMEOUT": float(env("WEBHOOK_TIMEOUT") or 5),
+        "WEBHOOK_LEASE_SECONDS": _int("WEBHOOK_LEASE_SECONDS", 300),
     }

@@ -6,7 +6,9 @@ to the outbox, in the caller's transaction.
 
 from __future__ import annotations
 
-from . import mailer, tokens
+from flask_babel import gettext as _
+
+from . import languages, mailer, tokens
 from .models import OutboxMessage, Subscription
 
 
@@ -16,6 +18,6 @@ def queue_confirmation(subscription: Subscription) -> OutboxMessage:
     return mailer.queue_for(
         subscription,
         "confirmation",
-        f"Please confirm: {subscription.mailing_list.name}",
+        lambda: _("Please confirm: %(list)s", list=languages.list_name(subscription.mailing_list)),
         confirm_url=tokens.public_url("confirmation.confirm_page", token=token),
     )

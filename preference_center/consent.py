@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, and_, or_, true
 
 from . import confirmations, jurisdictions, ledger, suppression
 from .extensions import db
+from .languages import SUPPORTED
 from .models import (
     BASES,
     BUSINESS,
@@ -106,6 +108,8 @@ class Via:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The language the contact saw when they acted (BCP 47), recorded on each event.
+    language: str | None = None
 
 
 def system_via() -> Via:
@@ -347,6 +351,7 @@ def record(
         ip=via.ip,
         user_agent=(via.user_agent or None) and via.user_agent[:512],
         notice_version=mailing_list.notice_version if mailing_list else None,
+        language=via.language,
         jurisdiction=jurisdictions.effective(contact.jurisdiction),
         evidence=evidence,
         detail=detail,
@@ -541,10 +546,10 @@ def opt_in(
     the same confirmation, which makes it lasting.
     """
     if mailing_list.archived_at is not None:
-        raise ConsentError("This list is no longer offered.")
+        raise ConsentError(_("This list is no longer offered."))
     if declines_business_mail(contact, mailing_list):
         raise BusinessDeclined(
-            "You said no to business messages. Allow business messages first, then choose lists."
+            _("You said no to business messages. Allow business messages first, then choose lists.")
         )
     lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
@@ -709,6 +714,21 @@ def set_receipts(contact: Contact, enabled: bool, via: Via) -> bool:
         contact.receipt_due_at = None
     state = "on" if enabled else "off"
     record(contact, via, f"receipts_{state}", to_state=state)
+    return True
+
+
+def set_language(contact: Contact, language: str, via: Via) -> bool:
+    """The language of the contact's pages and mail (a preference, logged like one).
+
+    ``language`` must be a supported BCP 47 tag (``languages.normalise`` makes one).
+    """
+    if language not in SUPPORTED:
+        raise ConsentError(f"Unknown language {language!r}; use one of {', '.join(SUPPORTED)}.")
+    contact = lock_contact(contact)
+    if contact.language == language:
+        return False
+    previous, contact.language = contact.language, language
+    record(contact, via, Action.LANGUAGE_SET, from_state=previous, to_state=language)
     return True
 
 
@@ -942,7 +962,7 @@ def accept_invitation(subscription: Subscription, via: Via, *, evidence: str) ->
     if subscription.state != INVITED:
         return False
     if mailing_list.archived_at is not None:
-        raise ConsentError("This list is no longer offered.")
+        raise ConsentError(_("This list is no longer offered."))
     if declines_business_mail(contact, mailing_list):
         raise ConsentError(
             "You said no to business messages. Allow business messages first, then choose lists."
@@ -992,7 +1012,7 @@ def pause(subscription: Subscription, days: int, via: Via) -> bool:
     contact = lock_contact(subscription.contact)
     db.session.refresh(subscription)
     if effective_state(subscription) != SUBSCRIBED:
-        raise ConsentError("Only a list you receive can be paused.")
+        raise ConsentError(_("Only a list you receive can be paused."))
     if subscription.paused_until == until:
         return False
     subscription.paused_until = until
@@ -1033,7 +1053,7 @@ def pause_business(contact: Contact, days: int, via: Via) -> bool:
     until = _pause_end(days)
     contact = lock_contact(contact)
     if declines_business_mail(contact):
-        raise ConsentError("You said no to business messages: there is nothing to pause.")
+        raise ConsentError(_("You said no to business messages: there is nothing to pause."))
     if contact.business_paused_until == until:
         return False
     contact.business_paused_until = until
@@ -1095,9 +1115,9 @@ def choose_cadence(subscription: Subscription, cadence: str, via: Via) -> bool:
     db.session.refresh(subscription)
     choices = subscription.mailing_list.cadence_choices
     if cadence not in choices:
-        raise ConsentError("Choose one of the cadences this list offers.")
+        raise ConsentError(_("Choose one of the cadences this list offers."))
     if effective_state(subscription) not in (SUBSCRIBED, PENDING):
-        raise ConsentError("Choose a cadence for a list you receive.")
+        raise ConsentError(_("Choose a cadence for a list you receive."))
     if cadence_of(subscription) == cadence and subscription.cadence is not None:
         return False
     previous = cadence_of(subscription)
@@ -1127,6 +1147,8 @@ class NewContact:
     name: str | None = None
     jurisdiction: str | None = None
     subscriber_type: str | None = None
+    # The language the file names (``set_language`` for a contact who chose none yet).
+    language: str | None = None
 
 
 def place_many(
@@ -1174,6 +1196,7 @@ def place_many(
         provenance = row.provenance
         public_id = uuid.uuid4().hex
         event = {
+            "contact_public_id": public_id,  # replaced by contact_id once inserted
             "list_id": mailing_list.id,
             "request_id": via.request_id,
             "action": action,
@@ -1187,16 +1210,37 @@ def place_many(
             "ip": via.ip,
             "user_agent": user_agent,
             "notice_version": mailing_list.notice_version,
+            "language": via.language,
             "jurisdiction": jurisdictions.effective(row.jurisdiction),
             "evidence": provenance.evidence,
             "detail": None,
         }
-        ledger.start_chain(event, public_id, mailing_list.slug)
+        if row.language is not None:
+            # What set_language would record first on the new contact, as the importer asks.
+            if row.language not in SUPPORTED:
+                raise ConsentError(f"Unknown language {row.language!r}.")
+            chosen = {
+                **event,
+                "list_id": None,
+                "action": Action.LANGUAGE_SET,
+                "from_state": None,
+                "to_state": row.language,
+                "basis": None,
+                "source": None,
+                "notice_version": None,
+                "evidence": None,
+            }
+            ledger.start_chain(chosen, public_id, None)
+            events.append(chosen)
+            ledger.start_chain(event, public_id, mailing_list.slug, chosen["hash"])
+        else:
+            ledger.start_chain(event, public_id, mailing_list.slug)
         contacts.append(
             {
                 "public_id": public_id,
                 "name": row.name,
                 "jurisdiction": row.jurisdiction,
+                "language": row.language,
                 "chain_head": event["hash"],
                 "created_at": now,
             }
@@ -1233,10 +1277,14 @@ def place_many(
         .scalars()
         .all()
     )
-    for contact_id, address, subscription, event in zip(
-        ids, addresses, subscriptions, events, strict=True
+    by_public_id = {}
+    for contact_id, contact, address, subscription in zip(
+        ids, contacts, addresses, subscriptions, strict=True
     ):
-        address["contact_id"] = subscription["contact_id"] = event["contact_id"] = contact_id
+        address["contact_id"] = subscription["contact_id"] = contact_id
+        by_public_id[contact["public_id"]] = contact_id
+    for event in events:
+        event["contact_id"] = by_public_id[event.pop("contact_public_id")]
     db.session.execute(db.insert(Address.__table__), addresses)
     db.session.execute(db.insert(Subscription.__table__), subscriptions)
     db.session.execute(db.insert(ConsentEvent.__table__), events)

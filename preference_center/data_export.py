@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 
-from . import consent, jurisdictions, ledger
+from . import consent, jurisdictions, languages, ledger
 from .extensions import db
 from .models import (
     BUSINESS,
@@ -101,6 +102,7 @@ def build(contact: Contact) -> dict[str, Any]:
             "business_contact": contact.business_contact,
             "business_mail_to_business_address": contact.business_mail_to_business_address,
             "receipts_enabled": contact.receipts_enabled,
+            "language": contact.language,
             "erased_at": _time(contact.erased_at),
             "jurisdiction": contact.jurisdiction,
             "jurisdiction_in_effect": jurisdictions.effective(contact.jurisdiction),
@@ -207,7 +209,8 @@ def _receipt(
         "collectionMethod": f"{subscription.source} ({given.channel if given else 'unknown'})",
         # The same consent always gets the same receipt id.
         "consentReceiptID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{controller_['url']}#{anchor}")),
-        "language": "en",
+        # The language the readable fields below are written in.
+        "language": languages.current(),
         "piiPrincipalId": contact.public_id,
         "piiControllers": [
             {
@@ -222,10 +225,11 @@ def _receipt(
         "policyUrl": config.get("PRIVACY_POLICY_URL") or controller_["url"],
         "services": [
             {
-                "service": mailing_list.name,
+                "service": languages.list_name(mailing_list),
                 "purposes": [
                     {
-                        "purpose": mailing_list.description or mailing_list.name,
+                        "purpose": languages.list_text(mailing_list, "description")
+                        or languages.list_name(mailing_list),
                         "consentType": CONSENT_TYPES.get(subscription.basis, "N/A"),
                         "purposeCategory": [
                             PURPOSE_CATEGORIES.get(mailing_list.audience, PERSONAL_PURPOSE)
@@ -252,12 +256,15 @@ def _receipt(
 
 def termination(subscription: Subscription) -> str:
     """How and when this consent ends, in the contact's terms."""
-    how = (
+    how = _(
         "Withdraw at any time: switch the list off on your preferences page, or use the "
         "one-click unsubscribe link in any email."
     )
     if subscription.expires_at is not None:
-        return f"Ends on {subscription.expires_at:%Y-%m-%d} unless you say yes. {how}"
+        ends = _(
+            "Ends on %(date)s unless you say yes.", date=languages.day(subscription.expires_at)
+        )
+        return f"{ends} {how}"
     return how
 
 

@@ -1,16 +1,38 @@
-"""Engine settings that make SQLite behave under concurrent writers."""
+"""Engine settings that make SQLite behave under concurrent writers, and a session
+teardown that survives a database that went away."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from flask import has_request_context, request
+from flask import Flask, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger(__name__)
+
+
+def remove_session_safely(app: Flask, db) -> None:
+    """End each request's session without letting a dead connection turn into a 500.
+
+    The answer is already built when the session is removed; if the database went
+    away in between, the rollback of a read fails. That is no failure of the answer:
+    the connection is dropped (the pool replaces it) and the session forgotten.
+    Registered after Flask-SQLAlchemy's own teardown, so it runs first.
+    """
+
+    @app.teardown_appcontext
+    def remove_session(_error: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except DBAPIError as error:
+            log.warning("database connection lost while ending a request: %s", error.orig)
+            db.session.registry.clear()
 
 
 def configure_sqlite(engine: Engine) -> None:

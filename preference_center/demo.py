@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 from werkzeug.security import generate_password_hash
 
-from . import consent
+from . import consent, list_translations
 from .admin import auth
 from .consent import Provenance, Via
 from .extensions import db
@@ -48,6 +48,87 @@ LISTS = [
     },
 ]
 
+# Each demo list in every shipped language: (name, description, frequency).
+TRANSLATIONS = {
+    "personal-notes": {
+        "fr": (
+            "Les notes personnelles de Dana",
+            "Quelques lignes de Dana sur la vie, les livres et le port.",
+            "Quelques fois par an",
+        ),
+        "de": (
+            "Danas persönliche Notizen",
+            "Ein paar Zeilen von Dana über das Leben, Bücher und den Hafen.",
+            "Ein paarmal im Jahr",
+        ),
+        "es": (
+            "Las notas personales de Dana",
+            "Unas líneas de Dana sobre la vida, los libros y el puerto.",
+            "Unas pocas veces al año",
+        ),
+        "pt-BR": (
+            "As notas pessoais da Dana",
+            "Algumas linhas da Dana sobre a vida, os livros e o porto.",
+            "Algumas vezes por ano",
+        ),
+        "ar": (
+            "ملاحظات دانا الشخصية",
+            "بضعة أسطر من دانا عن الحياة والكتب والميناء.",
+            "بضع مرات في السنة",
+        ),
+    },
+    "market-insights": {
+        "fr": (
+            "Regards sur les marchés",
+            "Le point de vue de Harbor Financial sur les marchés, avec des graphiques.",
+            "Mensuel",
+        ),
+        "de": (
+            "Marktperspektiven",
+            "Die Sicht von Harbor Financial auf die Märkte, mit Grafiken.",
+            "Monatlich",
+        ),
+        "es": (
+            "Perspectivas del mercado",
+            "La visión de Harbor Financial sobre los mercados, con gráficos.",
+            "Mensual",
+        ),
+        "pt-BR": (
+            "Panorama do mercado",
+            "A visão da Harbor Financial sobre os mercados, com gráficos.",
+            "Mensal",
+        ),
+        "ar": ("رؤى السوق", "رؤية Harbor Financial للأسواق، مع رسوم بيانية.", "شهريًا"),
+    },
+    "offers-events": {
+        "fr": (
+            "Offres et événements",
+            "Séminaires, événements clients et offres de Harbor Financial.",
+            "Environ deux fois par mois",
+        ),
+        "de": (
+            "Angebote und Veranstaltungen",
+            "Seminare, Kundenveranstaltungen und Angebote von Harbor Financial.",
+            "Etwa zweimal im Monat",
+        ),
+        "es": (
+            "Ofertas y eventos",
+            "Seminarios, eventos para clientes y ofertas de Harbor Financial.",
+            "Unas dos veces al mes",
+        ),
+        "pt-BR": (
+            "Ofertas e eventos",
+            "Seminários, eventos para clientes e ofertas da Harbor Financial.",
+            "Cerca de duas vezes por mês",
+        ),
+        "ar": (
+            "العروض والفعاليات",
+            "ندوات وفعاليات للعملاء وعروض من Harbor Financial.",
+            "نحو مرتين في الشهر",
+        ),
+    },
+}
+
 DEMO_VIA = Via(channel="import", actor="demo loader")
 
 
@@ -59,6 +140,14 @@ def ensure_list(**fields: str | bool) -> MailingList:
     if mailing_list is None:
         mailing_list = MailingList(**fields, notice_version=1)
         db.session.add(mailing_list)
+        wording = TRANSLATIONS.get(fields["slug"], {})
+        list_translations.set_translations(
+            mailing_list,
+            {
+                tag: dict(zip(list_translations.FIELDS, texts, strict=True))
+                for tag, texts in wording.items()
+            },
+        )
         db.session.flush()
         db.session.add(
             ListNotice(
@@ -69,6 +158,7 @@ def ensure_list(**fields: str | bool) -> MailingList:
                 frequency=mailing_list.frequency,
                 role_relevant=bool(mailing_list.role_relevant),
                 similar_products=bool(mailing_list.similar_products),
+                translations=list_translations.notice_json(mailing_list),
             )
         )
     return mailing_list

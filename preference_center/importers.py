@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import IO
 
-from . import consent, jurisdictions, validation, wording
+from . import consent, jurisdictions, languages, validation, wording
 from .addresses import owned_addresses, release_unverified_claim
 from .consent import ConsentError, Provenance, Via
 from .extensions import db
@@ -48,6 +48,7 @@ PLAIN_COLUMNS = (
     "jurisdiction",
     "subscriber_type",
     "relationship_ended_on",
+    "language",
 )
 # LinkedIn's header is First Name,Last Name,URL,Email Address,Company,Position,Connected On;
 # these columns make a header row LinkedIn's, whatever else it grows.
@@ -153,6 +154,8 @@ class _Row:
     jurisdiction: str | None = None
     subscriber_type: str | None = None
     relationship_ended_on: date | None = None
+    # BCP 47, one of languages.SUPPORTED; None when the file gives none.
+    language: str | None = None
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -209,7 +212,7 @@ def detect(text: str) -> tuple[str, str, int, list[str]]:
     raise ImportRefused(
         f"No 'email' column in the header row (line {first[0]}: {', '.join(first[1])}). "
         "The first row must name the columns: email (required), name, evidence, basis_date, "
-        "jurisdiction, subscriber_type, relationship_ended_on. "
+        "jurisdiction, subscriber_type, relationship_ended_on, language. "
         "A LinkedIn Connections.csv is recognised by its own header row."
     )
 
@@ -304,6 +307,12 @@ def read_rows(
                 problems.append(f"{raw_email.strip()!r} is not an email address")
         if date_problem:
             problems.append(date_problem)
+        raw_language = _cell(values, columns, "language").strip()
+        language = languages.normalise(raw_language) if raw_language else None
+        if raw_language and language is None:
+            problems.append(
+                f"language {raw_language!r} is not one we speak ({', '.join(languages.SUPPORTED)})"
+            )
         name = _clean_name(name)
         try:
             header_safe_text(name or "", "The name")
@@ -312,7 +321,7 @@ def read_rows(
         if problems:
             yield Rejected(line=line, reason="; ".join(problems), values=values)
         else:
-            yield _Row(line, values, email, name, evidence, basis_date, **law)
+            yield _Row(line, values, email, name, evidence, basis_date, **law, language=language)
 
 
 def _law_cells(values: list[str], columns: dict[str, int]) -> tuple[dict, list[str]]:
@@ -478,6 +487,7 @@ def _import_chunk(
                 name=row.name,
                 jurisdiction=row.jurisdiction,
                 subscriber_type=row.subscriber_type,
+                language=row.language,
             )
         )
     for outcome in consent.place_many(mailing_list, state, new, via):
@@ -557,6 +567,9 @@ def _import_row(
         consent.set_jurisdiction(contact, row.jurisdiction, via)
     if row.subscriber_type is not None:
         consent.set_subscriber_type(address, row.subscriber_type, via)
+    # The file names a language only for contacts who have not chosen one themselves.
+    if row.language is not None and contact.language is None:
+        consent.set_language(contact, row.language, via)
     try:
         _subscription, outcome = consent.place(contact, mailing_list, state, provenance, via)
     except consent.BusinessDeclined:

@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from flask import current_app
+from flask_babel import gettext as _
 
-from . import consent, mailer, tokens
+from . import consent, languages, mailer, tokens
 from .consent import declines_business_mail
 from .extensions import db
 from .models import INVITED, MailingList, OutboxMessage, Subscription, utcnow
@@ -41,7 +42,11 @@ def queue_invitation(subscription: Subscription) -> OutboxMessage:
     return mailer.queue_for(
         subscription,
         "invitation",
-        f"May {current_app.config['SENDER_NAME']} send you {subscription.mailing_list.name}?",
+        lambda: _(
+            "May %(sender)s send you %(list)s?",
+            sender=current_app.config["SENDER_NAME"],
+            list=languages.list_name(subscription.mailing_list),
+        ),
         subscription=subscription,
         yes_url=tokens.public_url("asking.invitation_page", token=token),
     )

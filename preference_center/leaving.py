@@ -8,17 +8,19 @@ counts for every list it stopped); the log itself is never updated.
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
 from sqlalchemy import func
 
 from . import tokens
 from .extensions import db
 from .models import ConsentEvent, Contact, LeavingReason, MailingList
 
+# Labels in the language of the page that shows them (the admin area's is English).
 REASONS = {
-    "too_many": "Too many emails",
-    "not_relevant": "It is not relevant to me any more",
-    "never_asked": "I never asked for it",
-    "other": "Another reason",
+    "too_many": lazy_gettext("Too many emails"),
+    "not_relevant": lazy_gettext("It is not relevant to me any more"),
+    "never_asked": lazy_gettext("I never asked for it"),
+    "other": lazy_gettext("Another reason"),
 }
 MAX_TEXT = 1000
 WITHDRAWALS = ("withdraw", "dispute")
@@ -91,7 +93,7 @@ def counts() -> list[tuple[str, str, int]]:
         .order_by(func.count().desc(), MailingList.name)
     ).all()
     return [
-        (name or "(no list)", REASONS.get(reason, "Own words only"), count)
+        (name or "(no list)", str(REASONS.get(reason, "Own words only")), count)
         for name, reason, count in rows
     ]
 

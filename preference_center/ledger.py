@@ -56,8 +56,9 @@ HASHED_FIELDS = (
     "personal_digest",
     "prev_hash",
 )
-# In the canonical form only when not null (added after chains existed).
-OPTIONAL_HASHED_FIELDS = ("jurisdiction",)
+# In the canonical form only when not null (added after chains existed), so events
+# written before a field existed keep their hashes.
+OPTIONAL_HASHED_FIELDS = ("jurisdiction", "language")
 # What erasure removes from an event; the hash covers them through the digest.
 PERSONAL_FIELDS = ("ip", "user_agent", "evidence", "detail")
 
@@ -112,7 +113,7 @@ def hashed_fields(event: ConsentEvent | Row, contact_public_id: str, list_slug: 
         "jurisdiction": event.jurisdiction,
         "personal_digest": event.personal_digest,
         "prev_hash": event.prev_hash,
-    }
+    } | {name: getattr(event, name) for name in OPTIONAL_HASHED_FIELDS if getattr(event, name)}
 
 
 def append(contact: Contact, event: ConsentEvent, list_slug: str | None) -> ConsentEvent:
@@ -177,6 +178,9 @@ class VerifyReport:
 
 # Event actions whose to_state is a contact-level choice, not a subscription state.
 CONTACT_LEVEL_ACTIONS = frozenset({"decline_business", "allow_business"})
+# A pause holds a list without changing its state (its to_state says "paused");
+# the resume that ends it names the state again.
+HOLDING_ACTIONS = frozenset({"pause"})
 
 
 class _Peekable:
@@ -287,6 +291,7 @@ def _check_chain(
             event.list_slug is not None
             and event.to_state is not None
             and event.action not in CONTACT_LEVEL_ACTIONS
+            and event.action not in HOLDING_ACTIONS
         ):
             replayed[event.list_slug] = (event.to_state, event.id)
     if contact.chain_head != previous_hash:
@@ -344,16 +349,22 @@ def _short(value: str | None) -> str:
     return value[:12] + "…" if value else "none"
 
 
-def start_chain(event: dict[str, Any], contact_public_id: str, list_slug: str | None) -> dict:
-    """Make ``event`` (a row of ``consent_events`` as a dict) a new contact's first event.
+def start_chain(
+    event: dict[str, Any],
+    contact_public_id: str,
+    list_slug: str | None,
+    prev_hash: str | None = None,
+) -> dict:
+    """Chain ``event`` (a row of ``consent_events`` as a dict) after ``prev_hash``.
 
-    Adds its salt, personal digest, ``prev_hash`` (none) and hash, exactly as
-    ``append`` does for a contact whose chain is empty; the contact's head is
-    ``event["hash"]``. For bulk inserts of contacts that do not exist yet.
+    Adds its salt, personal digest, ``prev_hash`` and hash, exactly as
+    ``append`` does; ``prev_hash`` ``None`` starts a new contact's chain, and the
+    contact's head is the last event's ``hash``. For bulk inserts of contacts
+    that do not exist yet (nobody else can be writing their chain).
     """
     event["personal_salt"] = secrets.token_hex(16)
     event["personal_digest"] = personal_digest(event["personal_salt"], event)
-    event["prev_hash"] = None
+    event["prev_hash"] = prev_hash
     fields = dict(event, contact=contact_public_id, list=list_slug)
     fields["occurred_at"] = format_time(event["occurred_at"])
     event["hash"] = event_hash(fields)

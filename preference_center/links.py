@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import lazy_gettext
 
 from . import mailer
 from .addresses import contact_by_email
@@ -31,7 +32,10 @@ def queue_link_mail(contact: Contact) -> None:
     mailer.queue(
         "fresh_link",
         contact.primary_email,
-        f"Your email preferences for {current_app.config['ORGANISATION_NAME']}",
+        lazy_gettext(
+            "Your email preferences for %(organisation)s",
+            organisation=current_app.config["ORGANISATION_NAME"],
+        ),
         "fresh_link",
         contact=contact,
     )

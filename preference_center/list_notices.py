@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import list_translations
 from .extensions import db
 from .models import ListNotice, MailingList
 
@@ -17,11 +18,18 @@ FLAGS = ("role_relevant", "similar_products")
 PROMISE = (*WORDING, *FLAGS)
 
 
-def revise(mailing_list: MailingList, **changes: Any) -> list[str]:
-    """Apply ``changes`` (any of ``PROMISE``); returns the names that changed.
+def revise(
+    mailing_list: MailingList,
+    translations: dict[str, dict[str, str]] | None = None,
+    **changes: Any,
+) -> list[str]:
+    """Apply ``changes`` (any of ``PROMISE``) and, when given, the wording in other
+    languages (``list_translations.set_translations``); returns the names that changed
+    (``"translations"`` among them when another language's wording did).
 
     When anything changed the list gets the next notice version, recorded as
-    a ``ListNotice``; the caller commits and records who did it.
+    a ``ListNotice`` that covers every language's wording; the caller commits
+    and records who did it.
     """
     unknown = set(changes) - set(PROMISE)
     if unknown:
@@ -33,15 +41,18 @@ def revise(mailing_list: MailingList, **changes: Any) -> list[str]:
         and changes[name] is not None
         and getattr(mailing_list, name) != changes[name]
     ]
-    if not changed:
-        return []
     for name in changed:
         setattr(mailing_list, name, changes[name])
+    if translations is not None and list_translations.set_translations(mailing_list, translations):
+        changed.append("translations")
+    if not changed:
+        return []
     mailing_list.notice_version += 1
     db.session.add(
         ListNotice(
             list_id=mailing_list.id,
             version=mailing_list.notice_version,
+            translations=list_translations.notice_json(mailing_list),
             **{name: getattr(mailing_list, name) for name in PROMISE},
         )
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,7 +22,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 
 from flask import current_app, render_template
 
-from . import dkim_signing, tokens
+from . import dkim_signing, languages, tokens
 from .extensions import db
 from .models import Contact, MailingList, OutboxMessage, Subscription, utcnow
 
@@ -40,29 +41,36 @@ _BODY_POLICY = SMTP.clone(max_line_length=76)
 def queue(
     kind: str,
     to_email: str,
-    subject: str,
+    subject: str | Callable[[], str],
     template: str,
     *,
     contact: Contact | None = None,
     mailing_list: MailingList | None = None,
     headers: dict[str, str] | None = None,
+    language: str | None = None,
     **context: object,
 ) -> OutboxMessage:
-    """Render ``email/<template>.txt`` and ``.html`` and add them to the outbox."""
+    """Render ``email/<template>.txt`` and ``.html`` and add them to the outbox.
+
+    Subject and bodies are written in ``language``, else the contact's
+    (``languages.of_contact``); a callable subject (``lambda: _(...)``) is called
+    there, so it is translated into that language too.
+    """
     if contact is not None:
         context.setdefault("manage_url", tokens.manage_url(contact))
     context.setdefault("organisation", current_app.config["ORGANISATION_NAME"])
     context.setdefault("sender_name", current_app.config["SENDER_NAME"])
-    message = OutboxMessage(
-        kind=kind,
-        contact_id=contact.id if contact else None,
-        list_id=mailing_list.id if mailing_list else None,
-        to_email=to_email,
-        subject=subject,
-        text_body=render_template(f"email/{template}.txt", **context),
-        html_body=render_template(f"email/{template}.html", **context),
-        headers_json=json.dumps(headers or {}),
-    )
+    with languages.speaking(language or languages.of_contact(contact)):
+        message = OutboxMessage(
+            kind=kind,
+            contact_id=contact.id if contact else None,
+            list_id=mailing_list.id if mailing_list else None,
+            to_email=to_email,
+            subject=str(subject() if callable(subject) else subject),
+            text_body=render_template(f"email/{template}.txt", **context),
+            html_body=render_template(f"email/{template}.html", **context),
+            headers_json=json.dumps(headers or {}),
+        )
     db.session.add(message)
     return message
 
@@ -78,7 +86,7 @@ def list_headers(contact: Contact, mailing_list: MailingList) -> dict[str, str]:
 
 
 def queue_for(
-    subscription: Subscription, kind: str, subject: str, /, **context: object
+    subscription: Subscription, kind: str, subject: str | Callable[[], str], /, **context: object
 ) -> OutboxMessage:
     """Queue mail about one subscription: to where its list goes, with the list's headers.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, false, func, or_
@@ -18,6 +18,7 @@ from .consent import (
     send_refusal_rule,
 )
 from .extensions import db
+from .languages import default as default_language
 from .ledger import format_time
 from .models import (
     BUSINESS,
@@ -59,6 +60,8 @@ class Answer:
     # Where they apply: the end of a pause, the cadence the contact receives.
     paused_until: str | None = None
     cadence: str | None = None
+    # The contact's language (BCP 47), so the sender can write to them in it.
+    language: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -139,6 +142,18 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
         # Unknown and erased read the same, so the jurisdiction is the default for both.
         reason = "This address is not a known contact."
         return Answer(False, "unknown", None, reason, None, None, default)
+    answer = _decide(contact, address, mailing_list, subscription, now)
+    return replace(answer, language=contact.language or default_language())
+
+
+def _decide(
+    contact: Contact,
+    address: Address,
+    mailing_list: MailingList,
+    subscription: Subscription | None,
+    now: datetime,
+) -> Answer:
+    """The answer for a known contact, before their language is added."""
     where = jurisdictions.effective(contact.jurisdiction)
     rule = send_refusal_rule(where)
     target = contact.deliver_to(mailing_list, subscription)

@@ -97,6 +97,7 @@ class Action(StrEnum):
     PAUSE_BUSINESS = "pause_business"
     RESUME_BUSINESS = "resume_business"
     CADENCE = "cadence"
+    LANGUAGE_SET = "language_set"
 
 
 PERSONAL = "personal"
@@ -136,6 +137,8 @@ class Contact(db.Model):
     receipts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # ISO 3166-1 alpha-2; NULL falls back to DEFAULT_JURISDICTION (unset: unknown).
     jurisdiction: Mapped[str | None] = mapped_column(String(2))
+    # BCP 47 tag of the language pages and mail use (languages.SUPPORTED); None: negotiate.
+    language: Mapped[str | None] = mapped_column(String(16))
     # A receipt of recent page changes is due at this time (batched, not per click).
     receipt_due_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Every business list is paused until then (the contact's "pause all").
@@ -229,11 +232,34 @@ class MailingList(db.Model):
     notices: Mapped[list[ListNotice]] = relationship(
         back_populates="mailing_list", order_by="ListNotice.version"
     )
+    # Loaded with the lists: the page shows many lists and each needs its wording.
+    translations: Mapped[list[ListTranslation]] = relationship(
+        back_populates="mailing_list",
+        order_by="ListTranslation.language",
+        lazy="selectin",
+        cascade="all, delete-orphan",
+    )
 
     @property
     def cadence_choices(self) -> list[str]:
         """The cadences offered, in the admin's order (the first is the default)."""
         return [line.strip() for line in (self.cadences or "").splitlines() if line.strip()]
+
+
+class ListTranslation(db.Model):
+    """A list's name, description and frequency in one more language."""
+
+    __tablename__ = "list_translations"
+    __table_args__ = (UniqueConstraint("list_id", "language"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
+    language: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    frequency: Mapped[str] = mapped_column(String(200), default="")
+
+    mailing_list: Mapped[MailingList] = relationship(back_populates="translations")
 
 
 class ListNotice(db.Model):
@@ -248,6 +274,8 @@ class ListNotice(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     frequency: Mapped[str] = mapped_column(String(200))
+    # JSON object {tag: {name, description, frequency}}: every language's wording.
+    translations: Mapped[str | None] = mapped_column(Text)
     role_relevant: Mapped[bool] = mapped_column(Boolean, default=False)
     similar_products: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -321,6 +349,8 @@ class ConsentEvent(db.Model):
     notice_version: Mapped[int | None] = mapped_column(Integer)
     # The contact's jurisdiction when the event was written (NULL: unknown).
     jurisdiction: Mapped[str | None] = mapped_column(String(2))
+    # The language the contact saw (BCP 47); hashed when set, so older events keep theirs.
+    language: Mapped[str | None] = mapped_column(String(16))
     evidence: Mapped[str | None] = mapped_column(Text)
     # Free detail: the contact's own words, an address change, a reason.
     detail: Mapped[str | None] = mapped_column(Text)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext
 from sqlalchemy.orm import joinedload
 
-from . import mailer, wording
+from . import languages, mailer, wording
 from .extensions import db
 from .models import ConsentEvent, Contact, utcnow
 
@@ -27,12 +28,17 @@ def queue_due(now: datetime | None = None) -> int:
         contact.receipt_due_at = None
         if not contact.receipts_enabled or contact.primary_email is None:
             continue
-        changes = page_changes(contact, since)
+        # The history lines are written in the language the mail goes in.
+        with languages.speaking(languages.of_contact(contact)):
+            changes = [wording.describe(event) for event in page_changes(contact, since)]
         if changes:
             mailer.queue(
                 "receipt",
                 contact.primary_email,
-                f"Your preference changes at {current_app.config['ORGANISATION_NAME']}",
+                lazy_gettext(
+                    "Your preference changes at %(organisation)s",
+                    organisation=current_app.config["ORGANISATION_NAME"],
+                ),
                 "receipt",
                 contact=contact,
                 changes=changes,
@@ -42,7 +48,7 @@ def queue_due(now: datetime | None = None) -> int:
     return count
 
 
-def page_changes(contact: Contact, since: datetime) -> list[str]:
+def page_changes(contact: Contact, since: datetime) -> list[ConsentEvent]:
     events = db.session.execute(
         db.select(ConsentEvent)
         .options(joinedload(ConsentEvent.mailing_list))
@@ -53,4 +59,4 @@ def page_changes(contact: Contact, since: datetime) -> list[str]:
         )
         .order_by(ConsentEvent.id)
     ).scalars()
-    return [wording.describe(event) for event in events]
+    return list(events)

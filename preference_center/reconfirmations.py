@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from . import mailer, tokens
+from flask_babel import gettext as _
+
+from . import languages, mailer, tokens
 from .consent import IMPLIED_MONTHS
 from .extensions import db
 from .invitations import may_invite
@@ -35,7 +37,7 @@ def queue_reconfirmation(subscription: Subscription) -> OutboxMessage:
     return mailer.queue_for(
         subscription,
         "reconfirmation",
-        f"Keep receiving {subscription.mailing_list.name}?",
+        lambda: _("Keep receiving %(list)s?", list=languages.list_name(subscription.mailing_list)),
         subscription=subscription,
         keep_url=tokens.public_url("asking.keep_page", token=token),
     )

@@ -7,7 +7,9 @@ whether the address was known.
 
 from __future__ import annotations
 
-from . import consent, suppression, validation
+from flask_babel import gettext as _
+
+from . import consent, languages, suppression, validation
 from .addresses import owned_addresses, release_unverified_claim
 from .consent import ConsentError, Via
 from .extensions import db
@@ -15,11 +17,13 @@ from .models import PERSONAL, Address, Contact, MailingList
 
 
 def wording(mailing_lists: list[MailingList]) -> str:
-    """The sentence the form shows above its button; the evidence quotes it."""
-    names = " and ".join(f'"{m.name}"' for m in mailing_lists)
-    return (
-        f"Send me {names} by email. I will confirm by the link you email me, "
-        "and I can unsubscribe at any time."
+    """The sentence the form shows above its button, in the page's language; the
+    evidence quotes it, so it records the words shown."""
+    names = languages.join([f'"{languages.list_name(m)}"' for m in mailing_lists])
+    return _(
+        "Send me %(lists)s by email. I will confirm by the link you email me, "
+        "and I can unsubscribe at any time.",
+        lists=names,
     )
 
 

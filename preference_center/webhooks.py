@@ -144,7 +144,9 @@ def _claim(now: datetime, served: set[int]) -> tuple[int, str, str, int, list[di
         return None
     events = [feed.as_dict(row) for row in feed.events_after(webhook.last_event_id, BATCH_SIZE)]
     # No HTTP call happens inside a transaction: the lease keeps other workers away.
-    webhook.next_attempt_at = now + (LEASE if events else timedelta(seconds=0))
+    seconds = current_app.config.get("WEBHOOK_LEASE_SECONDS")
+    lease = timedelta(seconds=seconds) if seconds else LEASE
+    webhook.next_attempt_at = now + (lease if events else timedelta(seconds=0))
     claim = (webhook.id, webhook.url, webhook.secret, webhook.attempts, events)
     db.session.commit()
     return claim

@@ -343,7 +343,12 @@ def test_contacts_creates_a_contact_with_provenance(client, api_auth, insights):
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     contact = contact_by_email("new@example.com")
-    assert body["contact"] == {"id": contact.public_id, "email": "new@example.com", "name": "Nia"}
+    assert body["contact"] == {
+        "id": contact.public_id,
+        "email": "new@example.com",
+        "name": "Nia",
+        "language": None,
+    }
     assert body["subscriptions"] == [
         {"list": "market-insights", "state": "subscribed", "outcome": "created"}
     ]

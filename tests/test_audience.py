@@ -325,6 +325,39 @@ def test_each_row_carries_the_jurisdiction_the_consent_answer_gives(app, make):
         assert may_send.check(email, insights.slug).jurisdiction == where
 
 
+def test_each_row_carries_the_language_the_consent_answer_gives(app, make, client, api_auth):
+    insights = make.list("market-insights")
+    for email, language in (
+        ("fr@example.com", "fr"),
+        ("ar@example.com", "ar"),
+        ("unset@example.com", None),
+    ):
+        contact = make.contact(email)
+        if language:
+            consent.set_language(contact, language, Via("admin", "test"))
+        make.subscription(contact, insights)
+    app.config["DEFAULT_LANGUAGE"] = "de"
+    auth = api_auth("consent:read")
+    rows = {row["email"]: row["language"] for row in audience.recipients(insights)}
+    assert rows == {"fr@example.com": "fr", "ar@example.com": "ar", "unset@example.com": "de"}
+    for email, language in rows.items():
+        assert may_send.check(email, insights.slug).language == language
+        answer = client.get(
+            "/api/v1/consent", query_string={"email": email, "list": insights.slug}, headers=auth
+        ).get_json()
+        assert answer["language"] == language
+    # An address nobody has: no language at all, as no jurisdiction of its own.
+    assert may_send.check("nobody@example.com", insights.slug).language is None
+    streamed = client.get(f"/api/v1/lists/{insights.slug}/audience", headers=auth)
+    assert {
+        json.loads(line)["language"] for line in streamed.get_data(as_text=True).splitlines()
+    } == {
+        "fr",
+        "ar",
+        "de",
+    }
+
+
 def test_paused_lists_stay_out_and_each_row_carries_its_cadence(app, make):
     insights = make.list("market-insights")
     insights.cadences = "every issue\nmonthly digest"

@@ -30,9 +30,9 @@ ENDED = (TODAY - timedelta(days=30)).isoformat()
 # declined business), an erased address, an address another contact claimed
 # without verifying it, a duplicate, and invalid rows.
 EXPRESS_FILE = (
-    "email,name,evidence,jurisdiction,subscriber_type\n"
-    "new.one@example.com,New One,Ticked the box,US,corporate\n"
-    "New.Two@example.com,New Two,,,\n"
+    "email,name,evidence,jurisdiction,subscriber_type,language\n"
+    "new.one@example.com,New One,Ticked the box,US,corporate,fr\n"
+    "New.Two@example.com,New Two,,,,\n"
     "known@example.com,Known,Asked at the desk,GB,individual\n"
     "subscribed@example.com,Subscribed,,,\n"
     "withdrew@example.com,Withdrew,,,\n"
@@ -164,7 +164,12 @@ def _content(domain: str, tag: str) -> dict:
             db.select(ConsentEvent).filter_by(contact_id=contact.id).order_by(ConsentEvent.id)
         ).scalars()
         content[key] = {
-            "contact": (contact.jurisdiction, contact.business_contact, contact.erased_at),
+            "contact": (
+                contact.jurisdiction,
+                contact.language,
+                contact.business_contact,
+                contact.erased_at,
+            ),
             "addresses": sorted(
                 (
                     a.email.removesuffix(domain),
@@ -201,6 +206,7 @@ def _content(domain: str, tag: str) -> dict:
                     e.channel,
                     e.actor,
                     e.jurisdiction,
+                    e.language,
                     e.notice_version,
                     e.evidence,
                     e.detail and e.detail.replace(domain, "D"),
@@ -222,7 +228,8 @@ def test_bulk_import_writes_what_row_by_row_placing_writes(app, make, runner):
     assert bulk == by_row
     assert found == expected
     # The new contacts were made in bulk, each with one event starting its chain.
-    assert found["New One"]["events"][0][1:4] == ("subscribe", "none", "subscribed")
+    assert [event[1] for event in found["New One"]["events"]] == ["language_set", "subscribe"]
+    assert found["New Two"]["events"][0][1:4] == ("subscribe", "none", "subscribed")
     assert found["Claimer"]["events"][-1][1] == "business_address_removed"
     assert found["Many 24"]["contact"][0] == "CA"
     report = ledger.verify_all()

@@ -110,7 +110,9 @@ def test_business_address_add_approve_verify_switch_and_remove(
     )
     assert added.status_code == 303
     page = client.get(base).text
-    assert "m***@work.example" in page and "not verified yet" in page
+    assert "m***@work.example" in page and "not confirmed yet" in page
+    # The page says where the first link really went: the address on file, to approve.
+    assert "First approve the change from the link we sent to m***@example.com" in page
 
     # First the address on file approves: a forwarded manage link is not enough.
     assert deliver(app) == (1, 0)

@@ -747,7 +747,7 @@ def test_jurisdiction_in_export_log_the_data_export_and_the_receipts(
     assert document["contact"]["jurisdiction"] == "CA"
     assert document["addresses"][0]["subscriber_type"] == "individual"
     assert document["consent_log"]["events"][0]["jurisdiction"] == "CA"
-    assert document["consent_log"]["optional_hashed_fields"] == ["jurisdiction"]
+    assert document["consent_log"]["optional_hashed_fields"] == ["jurisdiction", "language"]
     [subscription] = document["subscriptions"]
     assert subscription["provenance"]["relationship_ended_on"] == months_ago(1).isoformat()
     [receipt] = document["receipts"]

@@ -164,6 +164,9 @@ def test_after_the_upgrade_only_minimisation_may_update_and_nothing_may_delete(l
 
     for statement in (
         "UPDATE consent_events SET evidence = 'rewritten' WHERE id = :id",
+        # Hashed when set (0007, 0009): the trigger keeps both as they were written.
+        "UPDATE consent_events SET jurisdiction = 'CA' WHERE id = :id",
+        "UPDATE consent_events SET language = 'fr' WHERE id = :id",
         "DELETE FROM consent_events WHERE id = :id",
     ):
         with pytest.raises(sa.exc.DBAPIError, match="consent_events is append-only"):

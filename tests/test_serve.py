@@ -54,6 +54,7 @@ def served(database_url, tmp_path, smtp):
         "SECRET_KEY": "serve-test-secret-" + "x" * 32,
     }
     env.pop("RATELIMIT_STORAGE_URI", None)
+    env.pop("REDIS_URL", None)
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(

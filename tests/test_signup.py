@@ -218,7 +218,7 @@ def test_the_confirmation_link_changes_nothing_on_get_and_its_button_confirms(
     assert subscription.basis == "double_opt_in"
     assert subscription.source == "signup form"
     # The form's wording and origin stay in the evidence after confirming.
-    assert 'The form read: "Send me "Market Insights" by email.' in subscription.evidence
+    assert 'The form read, in en: "Send me "Market Insights" by email.' in subscription.evidence
     assert "Confirmed by email link" in subscription.evidence
 
 
@@ -237,7 +237,7 @@ def test_the_evidence_names_wording_notice_origin_and_time(client, insights):
     assert event.notice_version == 3
     assert "on a page at https://shop.example," in event.evidence
     assert "(notice v3)" in event.evidence
-    assert 'The form read: "Send me "Market Insights" by email.' in event.evidence
+    assert 'The form read, in en: "Send me "Market Insights" by email.' in event.evidence
     assert re.search(r"on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", event.evidence)
     # An origin not in EMBED_ORIGINS is not believed: the hosted page is named instead.
     assert "on a page at https://prefs.example.test," in evidence["f"].evidence

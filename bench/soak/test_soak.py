@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 import sqlalchemy as sa
 
-from preference_center import config
+from preference_center.config import DEMO_CONTACT
 
 from . import harness
 from .harness import (
@@ -266,10 +266,9 @@ def test_links_in_mail_are_inert_to_scanners(database, sink, tmp_path):
             if sent.stdout.startswith("0 sent"):
                 break
         messages = sink.parsed()
-        # The sender's own web address in every footer (ORGANISATION_CONTACT) is theirs,
-        # not ours to scan.
-        sender_site = set(LINK.findall(config.DEMO_CONTACT))
-        links = set().union(*(links_in(m) for m in messages)) - sender_site
+        # The organisation's own web address (identification in every footer) is no app link.
+        organisation = set(LINK.findall(DEMO_CONTACT))
+        links = set().union(*(links_in(m) for m in messages)) - organisation
         kinds = {m["Subject"].split(":")[0] for m in messages}
         assert {"confirmation", "invitation", "approve_address"} <= outbox_kinds(database)
         print(f"{len(messages)} mails ({', '.join(sorted(kinds))}), {len(links)} links")

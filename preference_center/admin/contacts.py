@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_
 
-from .. import consent, invitations, jurisdictions, wording
+from .. import consent, invitations, jurisdictions, languages, wording
 from ..consent import ConsentError, Provenance
 from ..extensions import db
 from ..models import (
@@ -89,6 +89,8 @@ def contact_context(contact: Contact, **extra) -> dict:
         },
         "default_jurisdiction": jurisdictions.default(),
         "admin_states": ADMIN_STATES,
+        "languages": languages.SUPPORTED,
+        "default_language": languages.default(),
         "form": {},
         **extra,
     }
@@ -127,6 +129,20 @@ def contact_withdraw(public_id: str, slug: str):
     record_action("contact_withdraw", contact=public_id, list=slug, reason=reason, changed=changed)
     db.session.commit()
     flash(f"Withdrew {mailing_list.name}." if changed else f"{mailing_list.name} was already off.")
+    return redirect(url_for("admin.contact", public_id=public_id), code=303)
+
+
+@bp.post("/contacts/<public_id>/language")
+def contact_language(public_id: str):
+    """Set the language the contact's pages and mail use (logged as the admin's change)."""
+    contact = find_contact(public_id)
+    language = languages.normalise(request.form.get("language"))
+    if language is None:
+        return refuse(contact, f"Choose one of {', '.join(languages.SUPPORTED)}.")
+    changed = consent.set_language(contact, language, admin_via())
+    record_action("contact_language", contact=public_id, language=language, changed=changed)
+    db.session.commit()
+    flash(f"Language set to {language}." if changed else f"The language was already {language}.")
     return redirect(url_for("admin.contact", public_id=public_id), code=303)
 
 

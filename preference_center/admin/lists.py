@@ -7,7 +7,7 @@ import re
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func
 
-from .. import tokens
+from .. import languages, list_translations, tokens
 from ..extensions import db
 from ..list_notices import FLAGS, revise
 from ..models import (
@@ -49,6 +49,36 @@ def has_history(mailing_list: MailingList) -> bool:
 
 def promise_from_form() -> dict[str, str]:
     return {name: (request.form.get(name) or "").strip() for name in PROMISE}
+
+
+def translations_from_form(
+    mailing_list: MailingList | None = None,
+) -> dict[str, dict[str, str]]:
+    """Fields ``name_fr``, ``description_fr``, … for every language but the default.
+
+    A language whose fields the form does not carry keeps the list's wording in it.
+    """
+    kept = list_translations.wording_of(mailing_list) if mailing_list is not None else {}
+    found = {}
+    for tag in languages.SUPPORTED:
+        if tag == languages.default():
+            continue
+        names = [f"{name}_{tag}" for name in list_translations.FIELDS]
+        if not any(name in request.form for name in names) and tag in kept:
+            found[tag] = kept[tag]
+            continue
+        found[tag] = {
+            name: (request.form.get(f"{name}_{tag}") or "").strip()
+            for name in list_translations.FIELDS
+        }
+    return found
+
+
+def translation_problem(translations: dict[str, dict[str, str]]) -> str | None:
+    for tag, fields in translations.items():
+        if len(fields["name"]) > 200 or len(fields["frequency"]) > 200:
+            return f"The {tag} name and frequency can have at most 200 characters."
+    return None
 
 
 def flags_from_form() -> dict[str, bool]:
@@ -115,11 +145,22 @@ def list_create():
         problem = f"A list with the slug {form['slug']!r} already exists."
     if problem:
         return invalid("admin/lists/form.html", problem, mailing_list=None, form=form)
+    translations = translations_from_form()
+    problem = translation_problem(translations)
+    if problem:
+        return invalid("admin/lists/form.html", problem, mailing_list=None, form=form)
     mailing_list = MailingList(**form, notice_version=1, cadences=cadences_from_form())
     db.session.add(mailing_list)
+    list_translations.set_translations(mailing_list, translations)
     db.session.flush()
     db.session.add(
-        ListNotice(list_id=mailing_list.id, version=1, **promise_from_form(), **flags_from_form())
+        ListNotice(
+            list_id=mailing_list.id,
+            version=1,
+            translations=list_translations.notice_json(mailing_list),
+            **promise_from_form(),
+            **flags_from_form(),
+        )
     )
     record_action("list_create", list=mailing_list.slug, audience=mailing_list.audience)
     db.session.commit()
@@ -134,7 +175,12 @@ def list_edit(slug: str):
     return render_template(
         "admin/lists/form.html",
         mailing_list=mailing_list,
-        form={name: getattr(mailing_list, name) for name in (*PROMISE, *FLAGS, "cadences")},
+        form={name: getattr(mailing_list, name) for name in (*PROMISE, *FLAGS, "cadences")}
+        | {
+            f"{name}_{tag}": value
+            for tag, fields in list_translations.wording_of(mailing_list).items()
+            for name, value in fields.items()
+        },
         deletable=not has_history(mailing_list),
         signup_url=tokens.public_url("signup.one_list", slug=mailing_list.slug),
     )
@@ -145,7 +191,8 @@ def list_update(slug: str):
     """Change what a list promises (wording or legal flags): a new notice version."""
     mailing_list = find_list(slug)
     promise = promise_from_form()
-    problem = promise_problem(promise)
+    translations = translations_from_form(mailing_list)
+    problem = promise_problem(promise) or translation_problem(translations)
     if problem:
         return invalid(
             "admin/lists/form.html",
@@ -160,7 +207,7 @@ def list_update(slug: str):
         # Offering another cadence changes no promise: no new notice version.
         mailing_list.cadences = cadences
         record_action("list_cadences", list=slug, cadences=mailing_list.cadence_choices)
-    changed = revise(mailing_list, **promise, **flags_from_form())
+    changed = revise(mailing_list, translations, **promise, **flags_from_form())
     if not changed and cadences_changed:
         db.session.commit()
         flash(f"Saved the cadences of {mailing_list.name}.")

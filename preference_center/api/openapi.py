@@ -147,6 +147,11 @@ SCHEMAS = {
             },
             "paused_until": _nullable("string", format="date-time"),
             "cadence": _nullable("string"),
+            "language": {
+                **_nullable("string"),
+                "description": "The contact's language (BCP 47), the default if none is "
+                "stored; null for an unknown address.",
+            },
         },
     },
     "ConsentAnswers": {
@@ -165,6 +170,10 @@ SCHEMAS = {
             "expires_at": _nullable("string", format="date-time"),
             "jurisdiction": _nullable("string"),
             "cadence": _nullable("string"),
+            "language": {
+                "type": "string",
+                "description": "The contact's language (BCP 47), the default if none is stored.",
+            },
             "manage_url": {"type": "string", "format": "uri"},
             "unsubscribe_url": {"type": "string", "format": "uri"},
             "list_unsubscribe": {"type": "string"},
@@ -182,6 +191,7 @@ SCHEMAS = {
                     "id": {"type": "string"},
                     "email": {"type": "string"},
                     "name": _nullable("string"),
+                    "language": _nullable("string"),
                 },
             },
             "subscriptions": {

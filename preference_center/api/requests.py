@@ -22,7 +22,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from .. import jurisdictions
+from .. import jurisdictions, languages
 from ..models import BASES, INVITED, SUBSCRIBED
 from ..validation import MAX_LENGTH as EMAIL_MAX_LENGTH
 from ..validation import InvalidAddress, email_address, is_encodable
@@ -127,6 +127,30 @@ SubscriberType = Annotated[
 ]
 
 
+def _language(value: str | None) -> str | None:
+    """A BCP 47 tag of a language we speak, cleaned up (``fr-ca`` → ``fr``), or None."""
+    if value is None:
+        return None
+    known = languages.normalise(value)
+    if known is None:
+        tags = ", ".join(languages.SUPPORTED)
+        raise ValueError(f"say: 'language' must be a BCP 47 tag of {tags}.")
+    return known
+
+
+Language = Annotated[
+    str | None,
+    AfterValidator(_language),
+    WithJsonSchema(
+        {
+            "type": ["string", "null"],
+            "maxLength": 35,
+            "description": "BCP 47: en, fr, de, es, pt-BR or ar (fr-CA is read as fr).",
+        }
+    ),
+]
+
+
 class SubscriptionRequest(Body):
     list_: Slug = Field(alias="list")
     state: Literal["invited", "subscribed"]
@@ -158,6 +182,7 @@ class ContactRequest(Body):
     )
     jurisdiction: Jurisdiction = None
     subscriber_type: SubscriberType = None
+    language: Language = None
     subscriptions: list[SubscriptionRequest] | None = None
 
 
@@ -218,7 +243,9 @@ def _first(error: ValidationError) -> RequestInvalid:
         return RequestInvalid(code, f"'{name}' is not valid Unicode text.")
     if kind == "value_error" and str(ctx.get("error")).startswith("law: "):
         return RequestInvalid("invalid_request", str(ctx.get("error"))[5:])
-    if name in ("jurisdiction", "subscriber_type"):
+    if kind == "value_error" and str(ctx.get("error")).startswith("say: "):
+        return RequestInvalid("invalid_request", str(ctx.get("error"))[5:])
+    if name in ("jurisdiction", "subscriber_type", "language"):
         return RequestInvalid("invalid_request", f"'{name}' must be a string.")
     if name == "email":
         if kind == "value_error":

@@ -396,6 +396,7 @@ def write_contact(body: dict) -> tuple[int, dict]:
         except UnsafeText as error:
             raise ApiError(422, "invalid_request", str(error)) from None
     jurisdiction, subscriber_type = request_body.jurisdiction, request_body.subscriber_type
+    language = request_body.language
     existing = contact_with(email)
     stored = existing.jurisdiction if existing is not None else None
     wanted = wanted_subscriptions(
@@ -430,6 +431,8 @@ def write_contact(body: dict) -> tuple[int, dict]:
     if subscriber_type is not None:
         address = next(a for a in contact.addresses if a.email == normalise_email(email))
         consent.set_subscriber_type(address, subscriber_type, via)
+    if language is not None:
+        consent.set_language(contact, language, via)
     results = []
     for mailing_list, state, provenance in wanted:
         try:
@@ -445,7 +448,12 @@ def write_contact(body: dict) -> tuple[int, dict]:
                 "outcome": outcome,
             }
         )
-    contact_json = {"id": contact.public_id, "email": normalise_email(email), "name": contact.name}
+    contact_json = {
+        "id": contact.public_id,
+        "email": normalise_email(email),
+        "name": contact.name,
+        "language": contact.language,
+    }
     return (201 if created else 200), {"contact": contact_json, "subscriptions": results}
 
 

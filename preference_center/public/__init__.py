@@ -19,9 +19,10 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from htmx_flask import make_response
 
-from .. import consent, tokens, wording
+from .. import consent, languages, tokens, wording
 from ..consent import ConsentError, Via
 from ..extensions import db, limiter
 from ..models import (
@@ -88,6 +89,7 @@ def contact_via(channel: str = Channel.PREFERENCE_PAGE) -> Via:
         actor="contact",
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
+        language=languages.current(),
     )
 
 
@@ -98,6 +100,7 @@ def contact_from(token: str, *, withdrawing: bool = False) -> Contact:
     but seeing details or saying yes needs a fresh link.
     """
     claims = tokens.verify(tokens.MANAGE, token, allow_expired=True)
+    languages.speak_to(claims.contact)
     if claims.expired and not withdrawing:
         raise tokens.LinkExpired
     return claims.contact
@@ -118,7 +121,7 @@ def build_row(
         mailing_list=mailing_list,
         subscription=subscription,
         state=state,
-        label=wording.STATE_LABELS.get(state, "Off — you are not on this list"),
+        label=wording.state_label(state),
         why=wording.why(subscription) if subscription else None,
         checked=state in (SUBSCRIBED, PENDING),
         disabled=declined and state not in (SUBSCRIBED, PENDING),
@@ -216,7 +219,7 @@ def find_list(slug: str) -> MailingList:
         db.select(MailingList).filter_by(slug=slug)
     ).scalar_one_or_none()
     if mailing_list is None:
-        abort(404, description="There is no such list.")
+        abort(404, description=_("There is no such list."))
     return mailing_list
 
 
@@ -226,7 +229,8 @@ def refused(error: ConsentError, token: str, row: Row | None = None):
     if row is not None and wants_fragment():
         row.message = str(error)
         return fragment("public/preferences/_list_row.html", row=row, token=token)
-    return render_template("public/message.html", title="That didn't work", text=str(error)), 409
+    title = _("That didn't work")
+    return render_template("public/message.html", title=title, text=str(error)), 409
 
 
 def sections_or_page(token: str, contact: Contact, message: str, **extra):

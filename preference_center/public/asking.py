@@ -9,8 +9,9 @@ purpose and scoped to one contact and one list.
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
 
-from .. import consent, tokens, wording
+from .. import consent, languages, tokens, wording
 from ..consent import ConsentError
 from ..extensions import db
 from ..models import SUBSCRIBED, MailingList, Subscription, utcnow
@@ -22,6 +23,7 @@ bp = Blueprint("asking", __name__)
 def subscription_for(purpose: str, token: str) -> Subscription:
     """The subscription a link names: its contact, its list; anything else is the invalid page."""
     claims = tokens.verify(purpose, token)
+    languages.speak_to(claims.contact)
     mailing_list = db.session.execute(
         db.select(MailingList).filter_by(slug=claims.scope.get("l"))
     ).scalar_one_or_none()
@@ -37,7 +39,7 @@ def _answer(subscription: Subscription, title: str, text: str, status: int = 200
         title=title,
         text=text,
         link=tokens.manage_url(subscription.contact),
-        link_text="See all your preferences",
+        link_text=_("See all your preferences"),
     )
     return html, status
 
@@ -61,10 +63,11 @@ def accept_invitation(token: str):
     subscription = subscription_for(tokens.INVITATION_YES, token)
     mailing_list = subscription.mailing_list
     sent = subscription.invited_at
-    invited = f" emailed on {wording.day(sent)}" if sent else ""
+    invited = f" emailed on {sent:%Y-%m-%d}" if sent else ""
     evidence = (
         f"Pressed yes on the page linked from the invitation{invited}, "
-        f"on {utcnow():%Y-%m-%d %H:%M:%S} UTC (notice v{mailing_list.notice_version})."
+        f"on {utcnow():%Y-%m-%d %H:%M:%S} UTC (notice v{mailing_list.notice_version}, "
+        f"shown in {languages.current()})."
     )
     try:
         changed = consent.accept_invitation(
@@ -72,16 +75,22 @@ def accept_invitation(token: str):
         )
     except ConsentError as error:
         db.session.rollback()
-        return _answer(subscription, "That didn't work", str(error), 409)
+        return _answer(subscription, _("That didn't work"), str(error), 409)
     db.session.commit()
+    name = languages.list_name(mailing_list)
     if changed:
-        return _answer(subscription, "Thank you", f"Done: you will receive {mailing_list.name}.")
+        return _answer(
+            subscription, _("Thank you"), _("Done: you will receive %(list)s.", list=name)
+        )
     if subscription.state == SUBSCRIBED:
-        return _answer(subscription, "Thank you", f"You already receive {mailing_list.name}.")
+        return _answer(subscription, _("Thank you"), _("You already receive %(list)s.", list=name))
     return _answer(
         subscription,
-        "Nothing changed",
-        f"This invitation to {mailing_list.name} is no longer open. You can choose on your page.",
+        _("Nothing changed"),
+        _(
+            "This invitation to %(list)s is no longer open. You can choose on your page.",
+            list=name,
+        ),
     )
 
 
@@ -104,14 +113,22 @@ def keep_page(token: str):
 def keep(token: str):
     """Make implied consent the contact's own lasting yes (double opt-in, no end)."""
     subscription = subscription_for(tokens.RECONFIRM, token)
-    name = subscription.mailing_list.name
+    name = languages.list_name(subscription.mailing_list)
     implied = subscription.basis in consent.IMPLIED_MONTHS
     if consent.effective_state(subscription) != SUBSCRIBED or not implied:
         if subscription.state == SUBSCRIBED:
-            return _answer(subscription, "Thank you", f"You already receive {name} for good.")
+            return _answer(
+                subscription,
+                _("Thank you"),
+                _("You already receive %(list)s for good.", list=name),
+            )
         return _answer(
-            subscription, "Nothing changed", f"{name} cannot be kept from this link any more."
+            subscription,
+            _("Nothing changed"),
+            _("%(list)s cannot be kept from this link any more.", list=name),
         )
     consent.confirm(subscription, contact_via("email_confirmation"))
     db.session.commit()
-    return _answer(subscription, "Thank you", f"Done: you will keep receiving {name}.")
+    return _answer(
+        subscription, _("Thank you"), _("Done: you will keep receiving %(list)s.", list=name)
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
+from flask_babel import gettext as _
 
-from .. import addresses, consent, tokens, wording
+from .. import addresses, consent, languages, tokens, wording
 from ..consent import ConsentError
 from ..extensions import db
 from . import contact_from, contact_via, find_list, mail_sending_limit, sections_or_page
@@ -14,7 +15,8 @@ bp = Blueprint("business_address", __name__)
 
 def refused(error: ConsentError):
     db.session.rollback()
-    return render_template("public/message.html", title="That didn't work", text=str(error)), 409
+    title = _("That didn't work")
+    return render_template("public/message.html", title=title, text=str(error)), 409
 
 
 @bp.post("/p/<token>/business-address")
@@ -28,9 +30,11 @@ def add(token: str):
     except ConsentError as error:
         return refused(error)
     db.session.commit()
-    message = (
-        f"To make sure it is you, we sent a link to {wording.mask_email(contact.primary_email)}. "
-        f"Once you approve there, we send a last link to {wording.mask_email(email)}."
+    message = _(
+        "To make sure it is you, we sent a link to %(personal)s. "
+        "Once you approve there, we send a last link to %(business)s.",
+        personal=wording.mask_email(contact.primary_email),
+        business=wording.mask_email(email),
     )
     return sections_or_page(token, contact, message)
 
@@ -45,8 +49,12 @@ def route(token: str):
     except ConsentError as error:
         return refused(error)
     db.session.commit()
-    where = "your business address" if to == "business" else "your personal address"
-    return sections_or_page(token, contact, f"Saved: business messages go to {where}.")
+    message = (
+        _("Saved: business messages go to your business address.")
+        if to == "business"
+        else _("Saved: business messages go to your personal address.")
+    )
+    return sections_or_page(token, contact, message)
 
 
 @bp.post("/p/<token>/business-address/remove")
@@ -56,7 +64,7 @@ def remove(token: str):
     addresses.remove_business_address(contact, contact_via())
     db.session.commit()
     return sections_or_page(
-        token, contact, "Removed: everything goes to your personal address again."
+        token, contact, _("Removed: everything goes to your personal address again.")
     )
 
 
@@ -66,15 +74,20 @@ def route_list(token: str, slug: str):
     contact = contact_from(token)
     subscription = consent.find_subscription(contact, find_list(slug))
     if subscription is None:
-        abort(404, description="You are not on this list.")
+        abort(404, description=_("You are not on this list."))
     to = request.form.get("to", "")
     try:
         addresses.route_list(subscription, to, contact_via())
     except ConsentError as error:
         return refused(error)
     db.session.commit()
-    name = subscription.mailing_list.name
-    return sections_or_page(token, contact, f"Saved: {name} goes to your {to} address.")
+    name = languages.list_name(subscription.mailing_list)
+    message = (
+        _("Saved: %(list)s goes to your business address.", list=name)
+        if to == "business"
+        else _("Saved: %(list)s goes to your personal address.", list=name)
+    )
+    return sections_or_page(token, contact, message)
 
 
 def verification_from(token: str):
@@ -86,6 +99,7 @@ def verification_from(token: str):
         raise tokens.InvalidLink
     if step not in ("owner", "new"):
         raise tokens.InvalidLink
+    languages.speak_to(claims.contact)
     return claims.contact, address, fingerprint, step
 
 
@@ -109,9 +123,11 @@ def verify(token: str):
     masked = wording.mask_email(address.email)
     if step == "owner":
         addresses.approve_business_address(contact, fingerprint, contact_via())
-        text = f"Approved. We sent a last link to {masked}: open it there to finish."
+        text = _(
+            "Approved. We sent a last link to %(address)s: open it there to finish.", address=masked
+        )
     else:
         addresses.verify_business_address(contact, fingerprint, contact_via())
-        text = f"Business messages now go to {masked}."
+        text = _("Business messages now go to %(address)s.", address=masked)
     db.session.commit()
-    return render_template("public/message.html", title="Thank you", text=text)
+    return render_template("public/message.html", title=_("Thank you"), text=text)

@@ -7,8 +7,9 @@ POST from that page confirms.
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
 
-from .. import consent, tokens
+from .. import consent, languages, tokens, wording
 from ..extensions import db
 from ..models import SUBSCRIBED, MailingList
 from . import contact_via
@@ -24,6 +25,7 @@ def subscription_from(token: str):
     subscription = mailing_list and consent.find_subscription(claims.contact, mailing_list)
     if subscription is None:
         raise tokens.InvalidLink
+    languages.speak_to(claims.contact)
     return subscription
 
 
@@ -35,6 +37,7 @@ def confirm_page(token: str):
         "public/confirm.html",
         token=token,
         subscription=subscription,
+        state_label=wording.state_label(consent.effective_state(subscription)),
         manage_url=tokens.manage_url(subscription.contact),
     )
 
@@ -46,17 +49,20 @@ def confirm(token: str):
     via = contact_via("email_confirmation")
     changed = consent.confirm(subscription, via)
     db.session.commit()
-    name = subscription.mailing_list.name
+    name = languages.list_name(subscription.mailing_list)
     if changed:
-        text_ = f"Confirmed: you will receive {name}."
+        text_ = _("Confirmed: you will receive %(list)s.", list=name)
     elif subscription.state == SUBSCRIBED:
-        text_ = f"You already receive {name}."
+        text_ = _("You already receive %(list)s.", list=name)
     else:
-        text_ = f"There is nothing to confirm for {name}. You can choose again on your page."
+        text_ = _(
+            "There is nothing to confirm for %(list)s. You can choose again on your page.",
+            list=name,
+        )
     return render_template(
         "public/message.html",
-        title="Thank you",
+        title=_("Thank you"),
         text=text_,
         link=tokens.manage_url(subscription.contact),
-        link_text="See all your preferences",
+        link_text=_("See all your preferences"),
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 
-from .. import links
+from .. import links, rate_limits
 from ..extensions import db, limiter
 from ..models import normalise_email
 from ..validation import InvalidAddress, email_address
@@ -34,13 +35,14 @@ def form():
 @bp.post("/p")
 @limiter.limit("10 per hour; 3 per minute")
 @limiter.limit("3 per hour", key_func=address_key)
+@rate_limits.shared_counters_required
 def request_link():
     """Queue a fresh link to a known address; answer the same either way."""
     try:
         email = email_address(request.form.get("email", ""))
     except InvalidAddress:
         return render_template(
-            "public/fresh_link.html", error="Please enter your email address."
+            "public/fresh_link.html", error=_("Please enter your email address.")
         ), 400
     links.send_fresh_link(email)
     db.session.commit()  # both branches end the same way, so timing does not tell them apart

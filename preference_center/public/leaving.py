@@ -7,8 +7,9 @@ answer. CSRF-protected like every form (the RFC 8058 header POST never asks).
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request, session
+from flask_babel import gettext as _
 
-from .. import leaving, tokens
+from .. import languages, leaving, tokens
 from ..extensions import db
 from . import fragment, wants_fragment
 
@@ -37,6 +38,7 @@ def offered_after_redirect() -> dict:
 def answer(token: str):
     """Store the optional reason with the withdrawals of that request."""
     claims = tokens.verify(tokens.LEAVING_REASON, token)
+    languages.speak_to(claims.contact)
     leaving.record_reason(
         claims.contact,
         claims.scope.get("r", ""),
@@ -48,8 +50,8 @@ def answer(token: str):
         return fragment("public/_leaving_thanks.html")
     return render_template(
         "public/message.html",
-        title="Thank you",
-        text="Thank you for telling us. You are still unsubscribed; nothing else changed.",
+        title=_("Thank you"),
+        text=_("Thank you for telling us. You are still unsubscribed; nothing else changed."),
         link=tokens.manage_url(claims.contact),
-        link_text="See all your preferences",
+        link_text=_("See all your preferences"),
     )

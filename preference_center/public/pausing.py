@@ -7,8 +7,9 @@ sections) and a plain form post with a 303 back to the page.
 from __future__ import annotations
 
 from flask import Blueprint, abort, request
+from flask_babel import gettext as _
 
-from .. import consent, wording
+from .. import consent, languages, wording
 from ..consent import ConsentError
 from ..extensions import db
 from . import (
@@ -30,7 +31,7 @@ def _days() -> int:
     try:
         return int(request.form.get("days", ""))
     except ValueError:
-        abort(400, description="Choose how long to pause: 30 or 90 days.")
+        abort(400, description=_("Choose how long to pause: 30 or 90 days."))
 
 
 def _row_answer(token: str, contact, mailing_list, subscription, message: str):
@@ -49,7 +50,7 @@ def _subscription(token: str, slug: str, *, withdrawing: bool = False):
     mailing_list = find_list(slug)
     subscription = consent.find_subscription(contact, mailing_list)
     if subscription is None:
-        abort(404, description="You are not on this list.")
+        abort(404, description=_("You are not on this list."))
     return contact, mailing_list, subscription
 
 
@@ -64,7 +65,11 @@ def pause(token: str, slug: str):
     except ConsentError as error:
         return refused(error, token, build_row(contact, mailing_list, subscription))
     until = wording.day(subscription.paused_until)
-    message = f"Paused: nothing from {mailing_list.name} until {until}. It then resumes by itself."
+    message = _(
+        "Paused: nothing from %(list)s until %(date)s. It then resumes by itself.",
+        list=languages.list_name(mailing_list),
+        date=until,
+    )
     return _row_answer(token, contact, mailing_list, subscription, message)
 
 
@@ -73,7 +78,8 @@ def resume(token: str, slug: str):
     """End a list's pause now."""
     contact, mailing_list, subscription = _subscription(token, slug)
     changed = consent.resume(subscription, contact_via())
-    message = f"Resumed: you receive {mailing_list.name} again." if changed else "No change."
+    name = languages.list_name(mailing_list)
+    message = _("Resumed: you receive %(list)s again.", list=name) if changed else _("No change.")
     return _row_answer(token, contact, mailing_list, subscription, message)
 
 
@@ -86,7 +92,13 @@ def cadence(token: str, slug: str):
         changed = consent.choose_cadence(subscription, chosen, contact_via())
     except ConsentError as error:
         return refused(error, token, build_row(contact, mailing_list, subscription))
-    message = f"Saved: {mailing_list.name} — {chosen}." if changed else "No change."
+    # The cadence is the list's own word for it (admin data), shown as written.
+    name = languages.list_name(mailing_list)
+    message = (
+        _("Saved: %(list)s — %(cadence)s.", list=name, cadence=chosen)
+        if changed
+        else _("No change.")
+    )
     return _row_answer(token, contact, mailing_list, subscription, message)
 
 
@@ -101,7 +113,9 @@ def pause_business(token: str):
         return refused(error, token)
     until = wording.day(contact.business_paused_until)
     db.session.commit()
-    message = f"Paused: no business messages until {until}. They then resume by themselves."
+    message = _(
+        "Paused: no business messages until %(date)s. They then resume by themselves.", date=until
+    )
     return sections_or_page(token, contact, message)
 
 
@@ -111,5 +125,5 @@ def resume_business(token: str):
     contact = contact_from(token)
     changed = consent.resume_business(contact, contact_via())
     db.session.commit()
-    message = "Resumed: business messages arrive again." if changed else "No change."
+    message = _("Resumed: business messages arrive again.") if changed else _("No change.")
     return sections_or_page(token, contact, message)

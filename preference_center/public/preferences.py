@@ -8,9 +8,11 @@ from flask import (
     render_template,
     request,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from htmx_flask import make_response
 
-from .. import consent, leaving, links, tokens, wording
+from .. import consent, languages, leaving, links, tokens, wording
 from ..consent import ConsentError
 from ..extensions import db, limiter
 from . import (
@@ -39,6 +41,7 @@ bp = Blueprint("preferences", __name__)
 def page(token: str):
     """The preference page: every list, its state, and why the contact is on it."""
     claims = tokens.verify(tokens.MANAGE, token, allow_expired=True)
+    languages.speak_to(claims.contact)
     context = page_context(token, claims.contact)
     context.update(offered_after_redirect())
     if claims.expired:
@@ -65,7 +68,10 @@ def toggle(token: str, slug: str):
     via = contact_via()
     try:
         if wanted:
-            notice = f"Ticked on the preference page (notice v{mailing_list.notice_version})"
+            notice = (
+                f"Ticked on the preference page (notice v{mailing_list.notice_version}, "
+                f"shown in {languages.current()})"
+            )
             outcome = consent.opt_in(contact, mailing_list, via, evidence=notice)
         else:
             changed = subscription is not None and consent.withdraw(subscription, via)
@@ -93,14 +99,14 @@ def toggle(token: str, slug: str):
 
 
 def saved_message(row: Row, outcome: str) -> str:
-    name = row.mailing_list.name
+    name = languages.list_name(row.mailing_list)
     if outcome == consent.OPTED_IN:
-        return f"Almost done: we sent a confirmation link to {row.pending_to}."
+        return _("Almost done: we sent a confirmation link to %(address)s.", address=row.pending_to)
     if outcome == consent.RECONFIRMING:
-        return f"We sent a link to confirm that you want to keep {name}."
+        return _("We sent a link to confirm that you want to keep %(list)s.", list=name)
     if outcome == "withdrawn":
-        return f"Saved: you will no longer receive {name}."
-    return "No change."
+        return _("Saved: you will no longer receive %(list)s.", list=name)
+    return _("No change.")
 
 
 @bp.post("/p/<token>/everything")
@@ -111,7 +117,13 @@ def withdraw_everything(token: str):
     count = consent.withdraw_everything(contact, via)
     db.session.commit()
     message = (
-        f"Done: you are off every list ({count} changed)." if count else "You were on no list."
+        ngettext(
+            "Done: you are off every list (%(num)s changed).",
+            "Done: you are off every list (%(num)s changed).",
+            count,
+        )
+        if count
+        else _("You were on no list.")
     )
     question = leaving.question_url(contact, via.request_id) if count else None
     if question and not wants_fragment():
@@ -126,12 +138,14 @@ def business_choice(token: str):
     contact = contact_from(token, withdrawing=choice == "declined")
     if choice == "declined":
         consent.decline_business_contact(contact, contact_via())
-        message = "Done: no business messages. Personal messages from the sender are not affected."
+        message = _(
+            "Done: no business messages. Personal messages from the sender are not affected."
+        )
     elif choice == "allowed":
         consent.allow_business_contact(contact, contact_via())
-        message = "Business messages are allowed again. Choose the lists you want below."
+        message = _("Business messages are allowed again. Choose the lists you want below.")
     else:
-        abort(400, description="Choose whether business messages are allowed.")
+        abort(400, description=_("Choose whether business messages are allowed."))
     db.session.commit()
     return sections_or_page(token, contact, message)
 
@@ -143,10 +157,10 @@ def dispute(token: str, slug: str):
     mailing_list = find_list(slug)
     subscription = consent.find_subscription(contact, mailing_list)
     if subscription is None:
-        abort(404, description="You are not on this list.")
+        abort(404, description=_("You are not on this list."))
     consent.dispute(subscription, contact_via(), request.form.get("words", ""))
     db.session.commit()
-    message = "Thank you. You are off this list and we have told the sender."
+    message = _("Thank you. You are off this list and we have told the sender.")
     if not wants_fragment():
         return back_to_page(token, message, f"list-{slug}")
     row = build_row(contact, mailing_list, subscription)
@@ -161,11 +175,12 @@ def reset_links(token: str):
     contact = contact_from(token)
     links.reset(contact, contact_via())
     db.session.commit()
-    text = (
-        "Done: the links you had no longer work. We emailed a new one to "
-        f"{wording.mask_email(contact.primary_email)}."
+    text = _(
+        "Done: the links you had no longer work. We emailed a new one to %(address)s.",
+        address=wording.mask_email(contact.primary_email),
     )
-    return render_template("public/message.html", title="Your links were reset", text=text)
+    title = _("Your links were reset")
+    return render_template("public/message.html", title=title, text=text)
 
 
 @bp.post("/p/<token>/receipts")
@@ -174,12 +189,33 @@ def receipts(token: str):
     contact = contact_from(token)
     wanted = request.form.get("receipts")
     if wanted not in ("on", "off"):
-        abort(400, description="Choose whether you want receipts.")
+        abort(400, description=_("Choose whether you want receipts."))
     consent.set_receipts(contact, wanted == "on", contact_via())
     db.session.commit()
     message = (
-        "Saved: we will email you a receipt after changes."
+        _("Saved: we will email you a receipt after changes.")
         if wanted == "on"
-        else "Saved: no more receipts."
+        else _("Saved: no more receipts.")
     )
     return back_to_page(token, message, "your-history")
+
+
+@bp.post("/p/<token>/language")
+def language(token: str):
+    """Store the contact's language (logged like a preference); the page again, in it."""
+    contact = contact_from(token)
+    wanted = languages.normalise(request.form.get("language"))
+    if wanted is None:
+        abort(400, description=_("Choose one of the languages offered."))
+    consent.set_language(contact, wanted, contact_via())
+    db.session.commit()
+    languages.speak_to(contact)
+    message = _(
+        "Saved: pages and emails are now in %(language)s.", language=wording.language_name(wanted)
+    )
+    if not wants_fragment():
+        return back_to_page(token, message, "language")
+    db.session.refresh(contact)
+    context = page_context(token, contact, message)
+    context["history"] = wording.history(contact)
+    return fragment("public/preferences/page.html", **context)

@@ -9,8 +9,10 @@ the download is a read, and only the POST from the erase page erases.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, make_response, render_template
+from flask_babel import force_locale, lazy_gettext, ngettext
+from flask_babel import gettext as _
 
-from .. import data_export, erasure, mailer, tokens, wording
+from .. import data_export, erasure, languages, mailer, tokens, wording
 from ..consent import Via
 from ..extensions import db
 from ..models import Contact, utcnow
@@ -34,7 +36,7 @@ def _answer(token: str, contact: Contact, text: str, status: int = 200):
     if not wants_fragment():
         if status != 200:
             return render_template(
-                "public/message.html", title="That didn't work", text=text
+                "public/message.html", title=_("That didn't work"), text=text
             ), status
         return back_to_page(token, text, ANCHOR)
     context = {"token": token, "masked_email": wording.mask_email(contact.primary_email)}
@@ -45,7 +47,8 @@ def _send(token: str, kind: str, subject: str, endpoint: str, purpose: str, sett
     contact = contact_from(token)
     email = contact.primary_email
     if email is None:
-        return _answer(token, contact, "We have no address on file to send the link to.", 409)
+        text = _("We have no address on file to send the link to.")
+        return _answer(token, contact, text, 409)
     mailer.queue(
         kind,
         email,
@@ -56,7 +59,8 @@ def _send(token: str, kind: str, subject: str, endpoint: str, purpose: str, sett
         hours=_hours(setting),
     )
     db.session.commit()
-    text = f"We sent a link to {wording.mask_email(email)}. It works for {_hours(setting)} hours."
+    text = _("We sent a link to %(address)s.", address=wording.mask_email(email)) + " "
+    text += ngettext("It works for %(num)s hour.", "It works for %(num)s hours.", _hours(setting))
     return _answer(token, contact, text)
 
 
@@ -67,7 +71,7 @@ def request_export(token: str):
     return _send(
         token,
         "data_export",
-        "Your data: download link",
+        lazy_gettext("Your data: download link"),
         "rights.download_page",
         tokens.DATA_EXPORT,
         "DATA_EXPORT_LINK_MAX_AGE_DAYS",
@@ -81,7 +85,7 @@ def request_erasure(token: str):
     return _send(
         token,
         "erase_confirmation",
-        "Please confirm: delete your data",
+        lazy_gettext("Please confirm: delete your data"),
         "rights.erase_page",
         tokens.ERASE,
         "ERASE_LINK_MAX_AGE_DAYS",
@@ -92,6 +96,7 @@ def request_erasure(token: str):
 def download_page(token: str):
     """A page with the download button; opening the emailed link changes nothing."""
     contact = tokens.verify(tokens.DATA_EXPORT, token).contact
+    languages.speak_to(contact)
     return render_template(
         "public/rights/download.html",
         token=token,
@@ -103,7 +108,10 @@ def download_page(token: str):
 def download(token: str):
     """Everything held about the contact, as one JSON document."""
     contact = tokens.verify(tokens.DATA_EXPORT, token).contact
-    response = make_response(data_export.to_json(contact))
+    # The human-readable fields of the file are in the contact's language.
+    with force_locale(languages.locale_code(languages.of_contact(contact))):
+        document = data_export.to_json(contact)
+    response = make_response(document)
     response.mimetype = "application/json"
     response.headers["Content-Disposition"] = (
         f'attachment; filename="my-data-{utcnow():%Y-%m-%d}.json"'
@@ -115,6 +123,7 @@ def download(token: str):
 def erase_page(token: str):
     """What erasure removes and keeps, and one button; opening the link erases nothing."""
     contact = tokens.verify(tokens.ERASE, token).contact
+    languages.speak_to(contact)
     return render_template(
         "public/rights/erase.html",
         token=token,
@@ -127,16 +136,18 @@ def erase_page(token: str):
 def erase(token: str):
     """Erase the contact named by the link."""
     contact = tokens.verify(tokens.ERASE, token).contact
+    languages.speak_to(contact)
     # The erase event and the withdrawals are minimised anyway: no IP or user agent.
     erasure.erase(contact, Via(channel="preference_page", actor="contact"))
     db.session.commit()
     return render_template(
         "public/message.html",
-        title="Your data is deleted",
-        text=(
+        title=_("Your data is deleted"),
+        text=_(
             "We removed your name and addresses and every IP address and note in your "
             "consent history, and took you off every list. We keep only a one-way code of "
-            f"each address so {current_app.config['ORGANISATION_NAME']} can never add it "
-            "again, and the bare record that you withdrew and asked to be forgotten."
+            "each address so %(organisation)s can never add it again, and the bare record "
+            "that you withdrew and asked to be forgotten.",
+            organisation=current_app.config["ORGANISATION_NAME"],
         ),
     )

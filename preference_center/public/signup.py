@@ -15,9 +15,10 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, render_template, request
+from flask_babel import gettext as _
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from .. import signup
+from .. import languages, rate_limits, signup
 from ..extensions import csrf, db, limiter
 from ..models import Channel, MailingList, normalise_email, utcnow
 from ..security import embeddable_csp
@@ -47,7 +48,7 @@ def offered_lists(slugs: list[str]) -> list[MailingList]:
     """The lists named, in that order; any unknown or archived one is a 404."""
     slugs = list(dict.fromkeys(s.strip() for s in slugs if s.strip()))
     if not slugs or len(slugs) > 20:
-        abort(404, description="There is no such list.")
+        abort(404, description=_("There is no such list."))
     found = {
         m.slug: m
         for m in db.session.execute(
@@ -57,7 +58,7 @@ def offered_lists(slugs: list[str]) -> list[MailingList]:
         ).scalars()
     }
     if len(found) != len(slugs):
-        abort(404, description="There is no such list.")
+        abort(404, description=_("There is no such list."))
     return [found[s] for s in slugs]
 
 
@@ -112,9 +113,9 @@ def form_claims() -> dict:
     try:
         claims = _serializer().loads(request.form.get("csrf_token", ""), max_age=FORM_MAX_AGE)
     except BadData:
-        abort(400, description="This form has expired. Please reload the page and try again.")
+        abort(400, description=_("This form has expired. Please reload the page and try again."))
     if not isinstance(claims, dict) or not isinstance(claims.get("l"), list):
-        abort(400, description="This form has expired. Please reload the page and try again.")
+        abort(400, description=_("This form has expired. Please reload the page and try again."))
     return claims
 
 
@@ -135,6 +136,7 @@ def address_key() -> str:
 @bp.post("/s")
 @limiter.limit(ip_rate)
 @limiter.limit(address_rate, key_func=address_key)
+@rate_limits.shared_counters_required
 def submit():
     """Queue a confirmation for each chosen list; answer the same either way."""
     claims = form_claims()
@@ -148,9 +150,9 @@ def submit():
     email = signup.usable_email(request.form.get("email", ""))
     problem = None
     if email is None:
-        problem = "Please enter a valid email address."
+        problem = _("Please enter a valid email address.")
     elif not chosen:
-        problem = "Choose at least one list."
+        problem = _("Choose at least one list.")
     if problem:
         response = render_form(
             shown,
@@ -167,7 +169,7 @@ def submit():
         evidence = (
             f"Signed up on the form {'/s/' + shown[0].slug if len(shown) == 1 else '/s'} "
             f"on a page at {origin}, on {now:%Y-%m-%d %H:%M:%S} UTC. "
-            f'The form read: "{signup.wording(chosen)}"'
+            f'The form read, in {languages.current()}: "{signup.wording(chosen)}"'
         )
         signup.sign_up(
             email,

@@ -10,8 +10,9 @@ with one button, because mail scanners open every link.
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
+from flask_babel import gettext as _
 
-from .. import consent, leaving, tokens, wording
+from .. import consent, languages, leaving, tokens, wording
 from ..extensions import csrf, db
 from ..models import MailingList, Subscription
 from . import contact_via
@@ -37,6 +38,7 @@ def target(token: str) -> tuple[tokens.LinkClaims, MailingList, Subscription | N
     ).scalar_one_or_none()
     if mailing_list is None:
         raise tokens.InvalidLink
+    languages.speak_to(claims.contact)
     return claims, mailing_list, consent.find_subscription(claims.contact, mailing_list)
 
 
@@ -75,16 +77,17 @@ def one_click(token: str):
     claims, mailing_list, subscription = target(token)
     if request.form.get(ONE_CLICK_FIELD) != ONE_CLICK_VALUE:
         abort(400, description="A one-click unsubscribe sends List-Unsubscribe=One-Click.")
+    name = languages.list_name(mailing_list)
     if subscription is None:
-        text = f"You are not on {mailing_list.name}; nothing was changed."
+        text = _("You are not on %(list)s; nothing was changed.", list=name)
     else:
         via = contact_via("one_click")
         changed = consent.withdraw(subscription, via)
         db.session.commit()
         text = (
-            f"You are unsubscribed from {mailing_list.name}."
+            _("You are unsubscribed from %(list)s.", list=name)
             if changed
-            else f"You were already unsubscribed from {mailing_list.name}."
+            else _("You were already unsubscribed from %(list)s.", list=name)
         )
         if changed and request.form.get(FROM_PAGE_FIELD) == FROM_PAGE_VALUE:
             # A person pressed the page's button: the answer may ask, optionally, why.

@@ -21,6 +21,25 @@ from preference_center.extensions import db
 TEST_SECRET = "test-secret-key-" + "x" * 32
 
 
+def _compile_catalogs() -> None:
+    """Build any missing or stale .mo, as `make translations` does, so a bare pytest run
+    serves every language too."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parents[2] / "preference_center" / "translations"
+    for po in root.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with po.open("rb") as source:
+                catalog = read_po(source, locale=po.parent.parent.name)
+            with mo.open("wb") as target:
+                write_mo(target, catalog)
+
+
+_compile_catalogs()
+
+
 def settings(url: str, instance: Path, **extra) -> dict:
     return {
         "TESTING": True,
