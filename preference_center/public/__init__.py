@@ -241,6 +241,20 @@ def sections_or_page(token: str, contact: Contact, message: str, **extra):
     return fragment("public/preferences/_sections.html", **context)
 
 
+def subscription_for(purpose: str, token: str) -> Subscription:
+    """The subscription a link for one (contact, list) names, speaking the contact's language;
+    any other token is the invalid-link page."""
+    claims = tokens.verify(purpose, token)
+    languages.speak_to(claims.contact)
+    mailing_list = db.session.execute(
+        db.select(MailingList).filter_by(slug=claims.scope.get("l"))
+    ).scalar_one_or_none()
+    subscription = mailing_list and consent.find_subscription(claims.contact, mailing_list)
+    if subscription is None:
+        raise tokens.InvalidLink
+    return subscription
+
+
 def register_blueprints(app) -> None:
     """Register every contact-facing blueprint (the package's one upward import)."""
     from . import (

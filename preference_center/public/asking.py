@@ -14,23 +14,10 @@ from flask_babel import gettext as _
 from .. import consent, languages, tokens, wording
 from ..consent import ConsentError
 from ..extensions import db
-from ..models import SUBSCRIBED, MailingList, Subscription, utcnow
-from . import contact_via
+from ..models import SUBSCRIBED, Subscription, utcnow
+from . import contact_via, subscription_for
 
 bp = Blueprint("asking", __name__)
-
-
-def subscription_for(purpose: str, token: str) -> Subscription:
-    """The subscription a link names: its contact, its list; anything else is the invalid page."""
-    claims = tokens.verify(purpose, token)
-    languages.speak_to(claims.contact)
-    mailing_list = db.session.execute(
-        db.select(MailingList).filter_by(slug=claims.scope.get("l"))
-    ).scalar_one_or_none()
-    subscription = mailing_list and consent.find_subscription(claims.contact, mailing_list)
-    if subscription is None:
-        raise tokens.InvalidLink
-    return subscription
 
 
 def _answer(subscription: Subscription, title: str, text: str, status: int = 200):

@@ -11,28 +11,16 @@ from flask_babel import gettext as _
 
 from .. import consent, languages, tokens, wording
 from ..extensions import db
-from ..models import SUBSCRIBED, MailingList
-from . import contact_via
+from ..models import SUBSCRIBED
+from . import contact_via, subscription_for
 
 bp = Blueprint("confirmation", __name__)
-
-
-def subscription_from(token: str):
-    claims = tokens.verify(tokens.CONFIRM, token)
-    mailing_list = db.session.execute(
-        db.select(MailingList).filter_by(slug=claims.scope.get("l"))
-    ).scalar_one_or_none()
-    subscription = mailing_list and consent.find_subscription(claims.contact, mailing_list)
-    if subscription is None:
-        raise tokens.InvalidLink
-    languages.speak_to(claims.contact)
-    return subscription
 
 
 @bp.get("/confirm/<token>")
 def confirm_page(token: str):
     """A page with one button; opening the link changes nothing."""
-    subscription = subscription_from(token)
+    subscription = subscription_for(tokens.CONFIRM, token)
     return render_template(
         "public/confirm.html",
         token=token,
@@ -45,7 +33,7 @@ def confirm_page(token: str):
 @bp.post("/confirm/<token>")
 def confirm(token: str):
     """Confirm the pending subscription named by the link."""
-    subscription = subscription_from(token)
+    subscription = subscription_for(tokens.CONFIRM, token)
     via = contact_via("email_confirmation")
     changed = consent.confirm(subscription, via)
     db.session.commit()
