@@ -50,6 +50,9 @@ FIELDS = (
     "list_unsubscribe",
     "list_unsubscribe_post",
 )
+# The cells that hold text from outside (an address, a name, a list's cadence):
+# only these need the spreadsheet formula guard; the rest are ids, dates and our URLs.
+_TEXT = tuple(FIELDS.index(name) for name in ("email", "name", "cadence"))
 # Rows fetched from the cursor at a time, and rows per chunk written out.
 BATCH = 1000
 CHUNK_ROWS = 200
@@ -133,14 +136,19 @@ def recipients(
         result = connection.execution_options(yield_per=BATCH).execute(statement)
         try:
             choices, language = mailing_list.cadence_choices, languages.default()
-            yield from (_row(row, slug, choices, language) for row in result)
+            links = (
+                tokens.link_maker(tokens.MANAGE, "preferences.page"),
+                tokens.link_maker(tokens.UNSUBSCRIBE, "unsubscribe.one_click", l=slug),
+            )
+            yield from (_row(row, links, choices, language) for row in result)
         finally:
             result.close()  # also when the reader stops early: the server-side cursor goes
 
 
-def _row(row, slug: str, cadences: list[str], default_language: str) -> dict:
-    # tokens.sign reads only public_id and token_version, which the row has.
-    unsubscribe_url = tokens.unsubscribe_url(row, slug)
+def _row(row, links: tuple, cadences: list[str], default_language: str) -> dict:
+    # The links read only public_id and token_version, which the row has.
+    manage_url, unsubscribe_link = links
+    unsubscribe_url = unsubscribe_link(row)
     return {
         "email": row.email,
         "contact": row.public_id,
@@ -151,7 +159,7 @@ def _row(row, slug: str, cadences: list[str], default_language: str) -> dict:
         "cadence": received_cadence(row.cadence, cadences),
         # The contact's language, else DEFAULT_LANGUAGE, as the consent answer says.
         "language": row.language or default_language,
-        "manage_url": tokens.manage_url(row),
+        "manage_url": manage_url(row),
         "unsubscribe_url": unsubscribe_url,
         "list_unsubscribe": f"<{unsubscribe_url}>",
         "list_unsubscribe_post": ONE_CLICK,
@@ -176,7 +184,10 @@ def csv_text(rows: Iterator[dict]) -> Iterator[str]:
     writer = csv.writer(buffer)
     writer.writerow(FIELDS)
     for count, row in enumerate(rows, 1):
-        writer.writerow([neutralise(row[name]) if row[name] is not None else "" for name in FIELDS])
+        cells = [row[name] for name in FIELDS]
+        for index in _TEXT:
+            cells[index] = neutralise(cells[index])
+        writer.writerow(cells)
         if count == 1 or count % CHUNK_ROWS == 0:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -295,26 +295,41 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
     }
     try:
         if output is not None:
-            manifest = log_export.write_export(output, format_, filters, bom, actor=_actor())
+            run, _text = log_export.write_export_file(output, format_, filters, bom, actor=_actor())
         else:
             run = log_export.Export(format_, filters, bom)
             with click.open_file("-", "wb") as stdout:
                 for chunk in run.chunks():
                     stdout.write(chunk)
                 stdout.flush()
-            manifest = run.manifest()
-            log_export.record_export(manifest, actor=_actor())
+            log_export.record_export(run.manifest_text(), actor=_actor())
     except log_export.ExportError as error:
         raise click.ClickException(str(error)) from None
     where = f" to {output} (manifest {output}.manifest.json)" if output else ""
     click.echo(
-        f"Exported {manifest['rows']} event(s) as {format_}{where}, sha256 {manifest['sha256']}.",
+        f"Exported {run.row_count} event(s) as {format_}{where}, sha256 {run.sha256}.",
         err=True,
     )
 
 
 # How many row problems a refused import prints before summing up the rest.
 MAX_PROBLEMS_SHOWN = 100
+
+
+def _import_progress():
+    """Rows read so far and their rate, on stderr (at most once a second, and at the end)."""
+    started = last = time.monotonic()
+
+    def report(rows: int, finished: bool) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 1 and not finished:
+            return
+        last = now
+        rate = rows / (now - started) if now > started else 0
+        click.echo(f"… {rows:,} rows, {rate:,.0f} rows/s", err=True)
+
+    return report
 
 
 @bp.cli.command("import-contacts")
@@ -372,7 +387,7 @@ def import_contacts_command(
         actor=f"cli import by {added_by}",
     )
     try:
-        summary = importers.import_contacts(file.read_bytes(), options)
+        summary = importers.import_contacts(file.read_bytes(), options, _import_progress())
     except importers.InvalidRows as error:
         db.session.rollback()
         rejected = error.summary.rejected

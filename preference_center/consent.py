@@ -401,6 +401,61 @@ def find_subscription(contact: Contact, mailing_list: MailingList) -> Subscripti
     ).scalar_one_or_none()
 
 
+def placement_expiry(
+    mailing_list: MailingList, state: str, provenance: Provenance, jurisdiction: str | None
+) -> datetime | None:
+    """Check a placement on someone else's word; return when its implied consent ends.
+
+    The rules every placement asks before looking at the contact: the
+    provenance (``Provenance.checked``), a state that may be set on someone's
+    behalf, and implied consent that has not already ended. Raises
+    ``ConsentError`` naming the rule.
+    """
+    provenance.checked(mailing_list, state, jurisdiction)
+    if state not in (INVITED, SUBSCRIBED):
+        raise ConsentError("Only 'invited' or 'subscribed' can be set on someone's behalf.")
+    expires_at = implied_expiry(
+        provenance.basis, provenance.basis_date, provenance.relationship_ended_on
+    )
+    if state == SUBSCRIBED and expires_at is not None and expires_at <= utcnow():
+        raise ConsentError(
+            f"Implied consent from {provenance.basis_date:%d %b %Y} already ended on "
+            f"{expires_at:%d %b %Y} (CASL s.10(10), s.10(13))."
+        )
+    return expires_at
+
+
+def placement_refusal(
+    mailing_list: MailingList,
+    state: str,
+    *,
+    erased: bool,
+    declines_business: bool,
+    current: str | None,
+    disputed: bool,
+) -> str | None:
+    """What a placement finds about the contact: ``None`` (write it), ``suppressed`` or
+    ``unchanged``.
+
+    ``erased``: the contact or one of its addresses was erased (a tombstone);
+    ``current``: the effective state of its subscription to the list, if any.
+    Raises ``BusinessDeclined`` for a business list the contact said no to.
+    """
+    if erased:
+        return "suppressed"
+    if declines_business:
+        # Declining withdrew every business list; only the contact can undo that.
+        raise BusinessDeclined(
+            "This contact declined business messages: only they can choose a business list."
+        )
+    if current is not None:
+        if current == UNSUBSCRIBED or disputed:
+            return "suppressed"
+        if current == state or (current in (PENDING, SUBSCRIBED) and state == INVITED):
+            return "unchanged"
+    return None
+
+
 def place(
     contact: Contact,
     mailing_list: MailingList,
@@ -419,34 +474,22 @@ def place(
     the subscription is ``None`` unless one exists. ``detail`` goes into the
     event (an admin's reason).
     """
-    provenance.checked(mailing_list, state, jurisdictions.effective(contact.jurisdiction))
-    if state not in (INVITED, SUBSCRIBED):
-        raise ConsentError("Only 'invited' or 'subscribed' can be set on someone's behalf.")
-    expires_at = implied_expiry(
-        provenance.basis, provenance.basis_date, provenance.relationship_ended_on
+    expires_at = placement_expiry(
+        mailing_list, state, provenance, jurisdictions.effective(contact.jurisdiction)
     )
-    if state == SUBSCRIBED and expires_at is not None and expires_at <= utcnow():
-        raise ConsentError(
-            f"Implied consent from {provenance.basis_date:%d %b %Y} already ended on "
-            f"{expires_at:%d %b %Y} (CASL s.10(10), s.10(13))."
-        )
     contact = lock_contact(contact)
     subscription = find_subscription(contact, mailing_list)
-    if contact.erased_at is not None or any(
-        suppression.suppressed_address(address.email) for address in contact.addresses
-    ):
-        return subscription, "suppressed"
-    if declines_business_mail(contact, mailing_list):
-        # Declining withdrew every business list; only the contact can undo that.
-        raise BusinessDeclined(
-            "This contact declined business messages: only they can choose a business list."
-        )
-    if subscription is not None:
-        current = effective_state(subscription)
-        if current == UNSUBSCRIBED or subscription.disputed_at is not None:
-            return subscription, "suppressed"
-        if current == state or (current in (PENDING, SUBSCRIBED) and state == INVITED):
-            return subscription, "unchanged"
+    refusal = placement_refusal(
+        mailing_list,
+        state,
+        erased=contact.erased_at is not None
+        or any(suppression.suppressed_address(address.email) for address in contact.addresses),
+        declines_business=declines_business_mail(contact, mailing_list),
+        current=effective_state(subscription) if subscription is not None else None,
+        disputed=subscription is not None and subscription.disputed_at is not None,
+    )
+    if refusal is not None:
+        return subscription, refusal
     from_state = subscription.state if subscription else NO_SUBSCRIPTION
     if subscription is None:
         subscription = Subscription(contact=contact, mailing_list=mailing_list, state=state)
@@ -1090,3 +1133,159 @@ def choose_cadence(subscription: Subscription, cadence: str, via: Via) -> bool:
         detail=f"{previous} → {cadence}" if previous else cadence,
     )
     return True
+
+
+# --- placing many new contacts at once (imports) ------------------------------
+
+
+@dataclass(frozen=True)
+class NewContact:
+    """Someone not yet on file, to be placed on a list on someone else's word."""
+
+    email: str
+    provenance: Provenance
+    name: str | None = None
+    jurisdiction: str | None = None
+    subscriber_type: str | None = None
+    # The language the file names (``set_language`` for a contact who chose none yet).
+    language: str | None = None
+
+
+def place_many(
+    mailing_list: MailingList, state: str, rows: list[NewContact], via: Via
+) -> list[str]:
+    """``place`` for a chunk of new contacts, in a few bulk statements.
+
+    Each row becomes a contact with its personal address, its subscription and
+    the one event ``place`` would write (which starts the contact's chain), or
+    nothing: the rules are ``place``'s own (``placement_expiry`` and
+    ``placement_refusal``), asked of a contact that has no subscription yet,
+    whose only address is the row's. Returns each row's outcome in order:
+    ``created`` or ``suppressed`` (an erased address). Raises ``ConsentError``
+    before anything is written if a row's provenance is refused.
+
+    The caller gives only addresses no contact owns (``addresses.owned_addresses``)
+    and has released any unverified claim on them
+    (``addresses.release_unverified_claim``); known contacts go through ``place``.
+    """
+    now = utcnow()
+    expiries = [
+        placement_expiry(
+            mailing_list, state, row.provenance, jurisdictions.effective(row.jurisdiction)
+        )
+        for row in rows
+    ]
+    erased = suppression.suppressed_addresses([row.email for row in rows])
+    outcomes: list[str] = []
+    contacts, addresses, subscriptions, events = [], [], [], []
+    action = Action.INVITE if state == INVITED else Action.SUBSCRIBE
+    user_agent = (via.user_agent or None) and via.user_agent[:512]
+    for row, expires_at in zip(rows, expiries, strict=True):
+        refusal = placement_refusal(
+            mailing_list,
+            state,
+            erased=row.email in erased,
+            declines_business=False,
+            current=None,
+            disputed=False,
+        )
+        if refusal is not None:
+            outcomes.append(refusal)
+            continue
+        outcomes.append("created")
+        provenance = row.provenance
+        public_id = uuid.uuid4().hex
+        event = {
+            "contact_public_id": public_id,  # replaced by contact_id once inserted
+            "list_id": mailing_list.id,
+            "request_id": via.request_id,
+            "action": action,
+            "from_state": NO_SUBSCRIPTION,
+            "to_state": state,
+            "basis": provenance.basis,
+            "source": provenance.source,
+            "channel": via.channel,
+            "actor": via.actor,
+            "occurred_at": now,
+            "ip": via.ip,
+            "user_agent": user_agent,
+            "notice_version": mailing_list.notice_version,
+            "language": via.language,
+            "jurisdiction": jurisdictions.effective(row.jurisdiction),
+            "evidence": provenance.evidence,
+            "detail": None,
+        }
+        if row.language is not None:
+            # What set_language would record first on the new contact, as the importer asks.
+            if row.language not in SUPPORTED:
+                raise ConsentError(f"Unknown language {row.language!r}.")
+            chosen = {
+                **event,
+                "list_id": None,
+                "action": Action.LANGUAGE_SET,
+                "from_state": None,
+                "to_state": row.language,
+                "basis": None,
+                "source": None,
+                "notice_version": None,
+                "evidence": None,
+            }
+            ledger.start_chain(chosen, public_id, None)
+            events.append(chosen)
+            ledger.start_chain(event, public_id, mailing_list.slug, chosen["hash"])
+        else:
+            ledger.start_chain(event, public_id, mailing_list.slug)
+        contacts.append(
+            {
+                "public_id": public_id,
+                "name": row.name,
+                "jurisdiction": row.jurisdiction,
+                "language": row.language,
+                "chain_head": event["hash"],
+                "created_at": now,
+            }
+        )
+        addresses.append(
+            {"email": row.email, "kind": PERSONAL, "subscriber_type": row.subscriber_type}
+        )
+        subscriptions.append(
+            {
+                "list_id": mailing_list.id,
+                "state": state,
+                "source": provenance.source,
+                "added_by": provenance.added_by,
+                "added_at": provenance.added_at or now,
+                "basis": provenance.basis,
+                "evidence": provenance.evidence,
+                "basis_date": provenance.basis_date,
+                "relationship_ended_on": provenance.relationship_ended_on,
+                "expires_at": expires_at,
+                "reconfirmation_sent_at": None,
+            }
+        )
+        events.append(event)
+    if not contacts:
+        return outcomes
+    db.session.flush()  # what the session holds goes first
+    ids = (
+        db.session.execute(
+            db.insert(Contact.__table__).returning(
+                Contact.__table__.c.id, sort_by_parameter_order=True
+            ),
+            contacts,
+        )
+        .scalars()
+        .all()
+    )
+    by_public_id = {}
+    for contact_id, contact, address, subscription in zip(
+        ids, contacts, addresses, subscriptions, strict=True
+    ):
+        address["contact_id"] = subscription["contact_id"] = contact_id
+        by_public_id[contact["public_id"]] = contact_id
+    for event in events:
+        event["contact_id"] = by_public_id[event.pop("contact_public_id")]
+    db.session.execute(db.insert(Address.__table__), addresses)
+    db.session.execute(db.insert(Subscription.__table__), subscriptions)
+    db.session.execute(db.insert(ConsentEvent.__table__), events)
+    return outcomes

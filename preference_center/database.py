@@ -76,13 +76,19 @@ def read_only_connection(engine: Engine) -> Iterator[Connection]:
     PostgreSQL: a read-only REPEATABLE READ transaction, so every statement of
     a verification sees the same moment. SQLite: a deferred BEGIN, which in WAL
     mode is a snapshot too and does not hold the write lock (BEGIN IMMEDIATE
-    would stall every writer for the length of an export).
+    would stall every writer for the length of an export). Statements are
+    planned to return every row, not the first few.
     """
     options: dict = {"read_only": True}
     if engine.dialect.name == "postgresql":
         options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     with engine.connect().execution_options(**options) as connection:
         try:
+            if engine.dialect.name == "postgresql":
+                # These reads take every row through a server-side cursor, which PostgreSQL
+                # otherwise plans for its first 10% (cursor_tuple_fraction 0.1): nested
+                # loops that made the audience of 13,298 rows take 45 s instead of 0.3 s.
+                connection.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
             yield connection
         finally:
             connection.rollback()

@@ -15,7 +15,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO
@@ -357,36 +358,91 @@ def find_list(slug: str) -> MailingList:
     return mailing_list
 
 
-def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
+# Rows validated and written together: bounded memory, few statements per row.
+CHUNK_ROWS = 1000
+
+
+def import_contacts(
+    data: bytes, options: ImportOptions, progress: Callable[[int, bool], None] | None = None
+) -> ImportSummary:
     """Validate every row of ``data``, then add or update each valid one.
 
     Raises ``ImportRefused`` for a file that cannot be imported at all, and
-    ``InvalidRows`` (nothing written) when rows are invalid and
-    ``skip_invalid`` is off. The caller commits; a dry run rolls back here.
+    ``InvalidRows`` when rows are invalid and ``skip_invalid`` is off; either
+    way the session is rolled back here, so nothing is written. The caller
+    commits; a dry run rolls back here. Rows are read and written
+    ``CHUNK_ROWS`` at a time (``consent.place_many`` for new contacts,
+    ``consent.place`` for known ones); ``progress`` is told the number of data
+    rows read after each chunk, and whether that was the last.
     """
     mailing_list = find_list(options.list_slug)
+    try:
+        return _import_all(data, options, mailing_list, progress)
+    except ImportRefused:
+        # Earlier chunks were written in this transaction: a refused file leaves nothing.
+        db.session.rollback()
+        raise
+
+
+def _import_all(
+    data: bytes,
+    options: ImportOptions,
+    mailing_list: MailingList,
+    progress: Callable[[int, bool], None] | None,
+) -> ImportSummary:
     text, encoding = decode(data)
     summary = ImportSummary(list_slug=mailing_list.slug, encoding=encoding, dry_run=options.dry_run)
-    rows: list[_Row] = []
+    read = read_rows(text, options, summary)
+    first = next(read, None)  # reads the header: the file's format is known now
+    # A LinkedIn export is a networking source whatever the importer calls it.
+    source = wording.NETWORKING_SOURCE if summary.format == LINKEDIN else options.source
+    state = INVITED if options.basis == "none" else SUBSCRIBED
+    _check_provenance(mailing_list, state, source, options, summary.format)
+    via = Via(channel=Channel.IMPORT, actor=options.actor or options.added_by)
     seen: set[str] = set()
-    for row in read_rows(text, options, summary):
+    chunk: list[_Row] = []
+    done = 0
+    for row in itertools.chain([first] if first is not None else [], read):
+        done += 1
         if isinstance(row, Rejected):
             summary.rejected.append(row)
         elif row.email in seen:
             summary.duplicates += 1
         else:
             seen.add(row.email)
-            rows.append(row)
-    # A LinkedIn export is a networking source whatever the importer calls it.
-    source = wording.NETWORKING_SOURCE if summary.format == LINKEDIN else options.source
-    state = INVITED if options.basis == "none" else SUBSCRIBED
-    _check_provenance(mailing_list, state, source, options, summary.format)
+            chunk.append(row)
+        if len(chunk) >= CHUNK_ROWS:
+            _import_chunk(chunk, mailing_list, state, source, options, via, summary)
+            chunk = []
+            if progress is not None:
+                progress(done, False)
+    _import_chunk(chunk, mailing_list, state, source, options, via, summary)
+    if progress is not None:
+        progress(done, True)
+    summary.rejected.sort(key=lambda rejected: rejected.line)
     if summary.rejected and not options.skip_invalid:
         raise InvalidRows(summary)
+    db.session.flush()
+    if options.dry_run:
+        db.session.rollback()
+    return summary
 
-    via = Via(channel=Channel.IMPORT, actor=options.actor or options.added_by)
+
+def _import_chunk(
+    rows: list[_Row],
+    mailing_list: MailingList,
+    state: str,
+    source: str,
+    options: ImportOptions,
+    via: Via,
+    summary: ImportSummary,
+) -> None:
+    """Check and write one chunk of valid rows. Once a row is rejected without
+    ``skip_invalid`` nothing more is written (the file is refused): the rows are
+    still checked, so every problem is reported."""
+    if not rows:
+        return
     emails = [row.email for row in rows]
-    erased = suppressed_addresses(emails)
     known = _known_addresses(emails)
     provenances: list[tuple[_Row, Provenance]] = []
     for row in rows:
@@ -408,21 +464,52 @@ def import_contacts(data: bytes, options: ImportOptions) -> ImportSummary:
             summary.rejected.append(Rejected(line=row.line, reason=str(error), values=row.values))
             continue
         provenances.append((row, provenance))
-    summary.rejected.sort(key=lambda rejected: rejected.line)
     if summary.rejected and not options.skip_invalid:
-        raise InvalidRows(summary)
+        return
+    # Erased new addresses are place_many's to find; a known one may carry a tombstone too.
+    erased = suppressed_addresses([email for email in emails if email in known])
+    claimed = _claimed_addresses([row.email for row, _ in provenances if row.email not in known])
+    new: list[consent.NewContact] = []
     for row, provenance in provenances:
         if row.email in erased:
             summary.suppressed += 1
             continue
-        outcome = _import_row(row, known.get(row.email), mailing_list, state, provenance, via)
-        if outcome in ("created", "updated") and state == INVITED:
-            outcome = "invited"
-        setattr(summary, outcome, getattr(summary, outcome) + 1)
-    db.session.flush()
-    if options.dry_run:
-        db.session.rollback()
-    return summary
+        if row.email in known:
+            outcome = _import_row(row, known[row.email], mailing_list, state, provenance, via)
+            _count(summary, outcome, state)
+            continue
+        if row.email in claimed:
+            release_unverified_claim(row.email, via)
+        new.append(
+            consent.NewContact(
+                email=row.email,
+                provenance=provenance,
+                name=row.name,
+                jurisdiction=row.jurisdiction,
+                subscriber_type=row.subscriber_type,
+                language=row.language,
+            )
+        )
+    for outcome in consent.place_many(mailing_list, state, new, via):
+        _count(summary, outcome, state)
+
+
+def _count(summary: ImportSummary, outcome: str, state: str) -> None:
+    if outcome in ("created", "updated") and state == INVITED:
+        outcome = "invited"
+    setattr(summary, outcome, getattr(summary, outcome) + 1)
+
+
+def _claimed_addresses(emails: list[str]) -> set[str]:
+    """Those of ``emails`` held by an address row that does not identify its contact
+    (an unverified business claim)."""
+    found: set[str] = set()
+    for start in range(0, len(emails), CHUNK_ROWS):
+        wanted = emails[start : start + CHUNK_ROWS]
+        found.update(
+            db.session.execute(db.select(Address.email).where(Address.email.in_(wanted))).scalars()
+        )
+    return found
 
 
 def _check_provenance(

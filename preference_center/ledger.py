@@ -347,3 +347,25 @@ def _check_subscription(
 
 def _short(value: str | None) -> str:
     return value[:12] + "…" if value else "none"
+
+
+def start_chain(
+    event: dict[str, Any],
+    contact_public_id: str,
+    list_slug: str | None,
+    prev_hash: str | None = None,
+) -> dict:
+    """Chain ``event`` (a row of ``consent_events`` as a dict) after ``prev_hash``.
+
+    Adds its salt, personal digest, ``prev_hash`` and hash, exactly as
+    ``append`` does; ``prev_hash`` ``None`` starts a new contact's chain, and the
+    contact's head is the last event's ``hash``. For bulk inserts of contacts
+    that do not exist yet (nobody else can be writing their chain).
+    """
+    event["personal_salt"] = secrets.token_hex(16)
+    event["personal_digest"] = personal_digest(event["personal_salt"], event)
+    event["prev_hash"] = prev_hash
+    fields = dict(event, contact=contact_public_id, list=list_slug)
+    fields["occurred_at"] = format_time(event["occurred_at"])
+    event["hash"] = event_hash(fields)
+    return event

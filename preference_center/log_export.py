@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case
+from sqlalchemy import case, func
 
 from .database import read_only_connection
 from .extensions import db
@@ -64,8 +64,11 @@ EXPORT_COLUMNS = (
     "prev_hash",
     "hash",
 )
-_CONTACT = EXPORT_COLUMNS.index("contact_id")
-_HASH = EXPORT_COLUMNS.index("hash")
+# The columns that can hold text from outside (addresses, what importers, API
+# callers and browsers sent, names of actors): only these need the formula guard.
+TEXT_COLUMNS = ("email", "list", "source", "actor", "ip", "user_agent", "evidence", "detail")
+_TEXT = tuple(EXPORT_COLUMNS.index(name) for name in TEXT_COLUMNS)
+_ID = EXPORT_COLUMNS.index("event_id")
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP CSV injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -105,71 +108,97 @@ def stream_rows(
     streamed); rows are read lazily on their own read-only connection, so the
     iterator can be consumed outside the app context (a streamed response).
     """
+    conditions = _conditions(since, until, list_slug, contact_public_id)
+    return _rows(db.engine, _select(conditions), batch_size)
+
+
+def _conditions(
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    list_slug: str | None = None,
+    contact_public_id: str | None = None,
+) -> list:
+    """The filters as WHERE clauses on ``consent_events`` (checked against the database)."""
     since, until = parse_time(since), parse_time(until)
     if since and until and since >= until:
         raise ExportError("--since must be earlier than --until.")
     event = ConsentEvent.__table__.c
-    statement = db.select(
-        event.id,
-        event.occurred_at,
-        Contact.public_id,
-        case((Contact.erased_at.is_(None), _primary_email()), else_=None),
-        MailingList.slug,
-        event.action,
-        event.from_state,
-        event.to_state,
-        event.basis,
-        event.source,
-        event.channel,
-        event.actor,
-        event.ip,
-        event.user_agent,
-        event.evidence,
-        event.notice_version,
-        event.jurisdiction,
-        event.language,
-        event.request_id,
-        event.detail,
-        event.personal_salt,
-        event.personal_digest,
-        event.prev_hash,
-        event.hash,
-    )
-    statement = (
-        statement.select_from(ConsentEvent.__table__)
-        .join(Contact, Contact.id == event.contact_id)
-        .outerjoin(MailingList, MailingList.id == event.list_id)
-        .order_by(event.id)
-    )
-    engine = db.engine
-    with read_only_connection(engine) as connection:
+    conditions = []
+    with read_only_connection(db.engine) as connection:
         if list_slug:
             list_id = connection.scalar(db.select(MailingList.id).filter_by(slug=list_slug))
             if list_id is None:
                 raise ExportError(f"No list has the slug {list_slug!r}.")
-            statement = statement.where(event.list_id == list_id)
+            conditions.append(event.list_id == list_id)
         if contact_public_id:
             contact_id = connection.scalar(
                 db.select(Contact.id).filter_by(public_id=contact_public_id)
             )
             if contact_id is None:
                 raise ExportError(f"No contact has the id {contact_public_id!r}.")
-            statement = statement.where(event.contact_id == contact_id)
+            conditions.append(event.contact_id == contact_id)
     if since:
-        statement = statement.where(event.occurred_at >= since)
+        conditions.append(event.occurred_at >= since)
     if until:
-        statement = statement.where(event.occurred_at < until)
-    return _rows(engine, statement, batch_size)
+        conditions.append(event.occurred_at < until)
+    return conditions
 
 
-def _primary_email():
-    """The contact's personal address, else its first one (as ``Contact.primary_email``)."""
+def _select(conditions: list):
+    """The export's one select: events with their contact, primary email and list.
+
+    The primary email (the personal address, else the first one, as
+    ``Contact.primary_email``) comes from one grouped pass over the addresses
+    joined by contact, not a subquery per event.
+    """
+    event = ConsentEvent.__table__.c
+    address = Address.__table__.c
+    primary_id = (
+        db.select(
+            address.contact_id,
+            func.coalesce(
+                func.min(case((address.kind == PERSONAL, address.id), else_=None)),
+                func.min(address.id),
+            ).label("address_id"),
+        )
+        .group_by(address.contact_id)
+        .subquery("primary_id")
+    )
+    primary = Address.__table__.alias("primary_address")
     return (
-        db.select(Address.email)
-        .where(Address.contact_id == ConsentEvent.__table__.c.contact_id)
-        .order_by(case((Address.kind == PERSONAL, 0), else_=1), Address.id)
-        .limit(1)
-        .scalar_subquery()
+        db.select(
+            event.id,
+            event.occurred_at,
+            Contact.public_id,
+            case((Contact.erased_at.is_(None), primary.c.email), else_=None),
+            MailingList.slug,
+            event.action,
+            event.from_state,
+            event.to_state,
+            event.basis,
+            event.source,
+            event.channel,
+            event.actor,
+            event.ip,
+            event.user_agent,
+            event.evidence,
+            event.notice_version,
+            event.jurisdiction,
+            event.language,
+            event.request_id,
+            event.detail,
+            event.personal_salt,
+            event.personal_digest,
+            event.prev_hash,
+            event.hash,
+        )
+        .select_from(ConsentEvent.__table__)
+        .join(Contact, Contact.id == event.contact_id)
+        .outerjoin(primary_id, primary_id.c.contact_id == event.contact_id)
+        .outerjoin(primary, primary.c.id == primary_id.c.address_id)
+        .outerjoin(MailingList, MailingList.id == event.list_id)
+        .where(*conditions)
+        .order_by(event.id)
     )
 
 
@@ -209,7 +238,12 @@ def _csv(rows: Iterable[tuple], bom: bool) -> Iterator[str]:
         buffer.write(BOM)
     writer.writerow(EXPORT_COLUMNS)
     for count, row in enumerate(rows, 1):
-        writer.writerow([neutralise(value) for value in row])
+        cells = list(row)
+        for index in _TEXT:
+            value = cells[index]
+            if value and value.startswith(FORMULA_TRIGGERS):
+                cells[index] = "'" + value
+        writer.writerow(cells)
         if count % CHUNK_ROWS == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -253,16 +287,22 @@ class Export:
         self.format, self.bom = format, bom and format == "csv"
         self.filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
         self.generated_at = utcnow()
-        self.rows = stream_rows(**self.filters)  # validates the filters now
+        self._conditions = _conditions(**self.filters)  # validates the filters now
+        self.rows = _rows(db.engine, _select(self._conditions), 2000)
         self.row_count = 0
         self.size = 0
-        self.heads: dict[str, str] = {}
+        self.last_event_id = 0
         self._sha256 = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of the bytes given out so far (of the whole file after the last chunk)."""
+        return self._sha256.hexdigest()
 
     def _counted(self, rows: Iterable[tuple]) -> Iterator[tuple]:
         for row in rows:
             self.row_count += 1
-            self.heads[row[_CONTACT]] = row[_HASH]
+            self.last_event_id = row[_ID]
             yield row
 
     def chunks(self) -> Iterator[bytes]:
@@ -273,7 +313,32 @@ class Export:
             self.size += len(data)
             yield data
 
-    def manifest(self, file: str | None = None) -> dict:
+    def chain_heads(self) -> Iterator[tuple[str, str]]:
+        """(contact, hash of its last exported event) for each contact in the export.
+
+        Read after the rows, from the database (the last event of each contact
+        among those the filters select, up to the last one exported), so no
+        per-contact state is kept while the rows stream.
+        """
+        if not self.row_count:
+            return iter(())
+        event = ConsentEvent.__table__.c
+        last = (
+            db.select(func.max(event.id).label("id"))
+            .where(*self._conditions, event.id <= self.last_event_id)
+            .group_by(event.contact_id)
+            .subquery("last_event")
+        )
+        statement = (
+            db.select(Contact.public_id, event.hash)
+            .select_from(ConsentEvent.__table__)
+            .join(last, last.c.id == event.id)
+            .join(Contact, Contact.id == event.contact_id)
+            .order_by(event.contact_id)
+        )
+        return _pairs(db.engine, statement)
+
+    def _fields(self, file: str | None) -> dict:
         return {
             "file": file,
             "format": self.format,
@@ -292,16 +357,36 @@ class Export:
             "bytes": self.size,
             "sha256": self._sha256.hexdigest(),
             "generated_at": format_time(self.generated_at),
-            # The hash of the last exported event of each contact in the export.
-            "chain_heads": self.heads,
         }
 
+    def manifest_text(self, file: str | None = None) -> str:
+        """The manifest as JSON text (indented), written piece by piece: ``chain_heads``
+        (the hash of the last exported event of each contact) comes straight from
+        ``chain_heads`` without a dict of every contact."""
+        head = json.dumps(self._fields(file), indent=2, ensure_ascii=False)
+        parts = [head[:-2], ',\n  "chain_heads": {']
+        separator = "\n    "
+        for public_id, hash_ in self.chain_heads():
+            parts.append(f"{separator}{json.dumps(public_id)}: {json.dumps(hash_)}")
+            separator = ",\n    "
+        parts.append("\n  }\n}\n" if separator != "\n    " else "}\n}\n")
+        return "".join(parts)
 
-def record_export(manifest: dict, *, actor: str, admin_id: int | None = None) -> AdminAction:
-    """Record an export as an admin action and commit it (its own transaction)."""
-    action = AdminAction(
-        admin_id=admin_id, actor=actor, action="export_log", detail=json.dumps(manifest)
-    )
+    def manifest(self, file: str | None = None) -> dict:
+        return json.loads(self.manifest_text(file))
+
+
+def _pairs(engine, statement) -> Iterator[tuple[str, str]]:
+    with read_only_connection(engine) as connection:
+        result = connection.execution_options(yield_per=2000).execute(statement)
+        yield from (tuple(row) for row in result)
+
+
+def record_export(manifest: dict | str, *, actor: str, admin_id: int | None = None) -> AdminAction:
+    """Record an export (its manifest, as a dict or its JSON text) as an admin action
+    and commit it (its own transaction)."""
+    detail = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    action = AdminAction(admin_id=admin_id, actor=actor, action="export_log", detail=detail)
     db.session.add(action)
     db.session.commit()
     return action
@@ -324,7 +409,7 @@ def download(
 
     def body() -> Iterator[bytes]:
         yield from export.chunks()
-        record_export(export.manifest(), actor=actor, admin_id=admin_id)
+        record_export(export.manifest_text(), actor=actor, admin_id=admin_id)
 
     return body()
 
@@ -343,6 +428,21 @@ def write_export(
     The file appears whole or not at all (written beside, then renamed). The
     export is recorded as an admin action; returns the manifest.
     """
+    return json.loads(
+        write_export_file(path, format, filters, bom, actor=actor, admin_id=admin_id)[1]
+    )
+
+
+def write_export_file(
+    path: str | os.PathLike,
+    format: str,
+    filters: dict | None = None,
+    bom: bool = False,
+    *,
+    actor: str = "cli",
+    admin_id: int | None = None,
+) -> tuple[Export, str]:
+    """``write_export`` returning the run and its manifest's text (no dict of every head)."""
     path = Path(path)
     export = Export(format, filters, bom)
     partial = path.with_name(path.name + ".part")
@@ -353,8 +453,7 @@ def write_export(
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
-    manifest = export.manifest(file=path.name)
-    manifest_path = path.with_name(path.name + ".manifest.json")
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    record_export(manifest, actor=actor, admin_id=admin_id)
-    return manifest
+    text = export.manifest_text(file=path.name)
+    path.with_name(path.name + ".manifest.json").write_text(text, encoding="utf-8")
+    record_export(text, actor=actor, admin_id=admin_id)
+    return export, text

@@ -51,7 +51,13 @@ def suppressed_address(email: str | None) -> bool:
 
 def suppressed_addresses(emails: list[str]) -> set[str]:
     """The erased ones among ``emails`` (normalised), in a few queries for many."""
-    by_hash = {suppression_key(email): normalise_email(email) for email in emails}
+    key = _key()  # derived once for the whole set
+    by_hash = {
+        hmac.new(key, normalise_email(email).encode("utf-8"), hashlib.sha256).hexdigest(): (
+            normalise_email(email)
+        )
+        for email in emails
+    }
     hashes = list(by_hash)
     found: set[str] = set()
     for start in range(0, len(hashes), CHUNK):

@@ -45,3 +45,22 @@ def test_paths_without_a_token_are_left_alone():
     assert redact("GET /p HTTP/1.1") == "GET /p HTTP/1.1"
     assert redact("GET /api/v1/links HTTP/1.1") == "GET /api/v1/links HTTP/1.1"
     assert redact("GET /admin/contacts/abc HTTP/1.1") == "GET /admin/contacts/abc HTTP/1.1"
+
+
+def test_link_maker_gives_the_links_manage_url_and_unsubscribe_url_give(app, make):
+    pat = make.contact("pat@example.com")
+    app.config["PUBLIC_BASE_URL"] = "https://mail.example.org/preferences"
+    manage = tokens.link_maker(tokens.MANAGE, "preferences.page")
+    one_click = tokens.link_maker(tokens.UNSUBSCRIBE, "unsubscribe.one_click", l="insights")
+
+    made = manage(pat), one_click(pat)
+    expected = tokens.manage_url(pat), tokens.unsubscribe_url(pat, "insights")
+
+    purposes = (tokens.MANAGE, tokens.UNSUBSCRIBE)
+    for link, usual, purpose in zip(made, expected, purposes, strict=True):
+        assert link.rsplit("/", 1)[0] == usual.rsplit("/", 1)[0]
+        claims = tokens.verify(purpose, link.rsplit("/", 1)[1])
+        assert claims.contact.id == pat.id
+        assert claims.scope == tokens.verify(purpose, usual.rsplit("/", 1)[1]).scope
+    assert made[0].startswith("https://mail.example.org/preferences/p/")
+    assert tokens.verify(tokens.UNSUBSCRIBE, made[1].rsplit("/", 1)[1]).scope == {"l": "insights"}
