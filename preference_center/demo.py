@@ -48,11 +48,12 @@ LISTS = [
     },
 ]
 
-# Each demo list in every shipped language: (name, description, frequency).
+# Each demo list in every shipped language: (name, description, frequency). Names carry
+# no article, as they stand inside sentences ("Mettre … en pause pendant 30 jours").
 TRANSLATIONS = {
     "personal-notes": {
         "fr": (
-            "Les notes personnelles de Dana",
+            "Notes personnelles de Dana",
             "Quelques lignes de Dana sur la vie, les livres et le port.",
             "Quelques fois par an",
         ),
@@ -62,12 +63,12 @@ TRANSLATIONS = {
             "Ein paarmal im Jahr",
         ),
         "es": (
-            "Las notas personales de Dana",
+            "Notas personales de Dana",
             "Unas líneas de Dana sobre la vida, los libros y el puerto.",
             "Unas pocas veces al año",
         ),
         "pt-BR": (
-            "As notas pessoais da Dana",
+            "Notas pessoais da Dana",
             "Algumas linhas da Dana sobre a vida, os livros e o porto.",
             "Algumas vezes por ano",
         ),
