@@ -510,4 +510,8 @@ def test_every_kind_of_mail_goes_in_the_contacts_language(
         ):
             left = sorted(f for f in english_fragments(english_part, data) if f in part)
             assert left == [], f"{tag} {row.kind}: {left[:5]}"
+            # Who sends, in every language (CASL Reg. s.2, CAN-SPAM §7704(a)(5)).
+            assert len(organisation_data(app)) >= 3  # address, phone, email, web
+            for who in organisation_data(app):
+                assert who in part.replace("&amp;", "&"), f"{tag} {row.kind}: no {who!r}"
         assert f'lang="{tag}"' in message.html()
