@@ -33,7 +33,7 @@ from preference_center.demo import ensure_list
 from preference_center.extensions import db
 from preference_center.models import Address, ConsentEvent, Contact, MailingList, Subscription
 
-VERSION = 3  # bump when the shape of the data changes: cached sets are rebuilt
+VERSION = 4  # bump when the shape of the data changes: cached sets are rebuilt
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 CHUNK = 5000  # contacts per transaction
 BENCH_SECRET = "bench-secret-key-" + "b" * 32
@@ -392,6 +392,7 @@ def _chunk(rng: random.Random, lists: list, contact_ids: range, ids: dict) -> di
                 user_agent=None,
                 notice_version=1,
                 jurisdiction=None,
+                language=None,
                 evidence=profile["evidence"],
                 detail=None,
                 personal_salt=f"{rng.getrandbits(128):032x}",
