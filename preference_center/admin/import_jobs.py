@@ -365,13 +365,15 @@ def claim(job_id: int) -> int | None:
 
 
 def run_now(job_id: int) -> None:
-    """Claim and run the job in this thread: the runner's whole work."""
-    execute(_Run(job_id))
+    """Claim and run the job in this thread (in an app context, and session, of its own)."""
+    with current_app._get_current_object().app_context():
+        execute(_Run(job_id))
 
 
 def run_claimed(job_id: int, attempt: int) -> None:
-    """Run a job this caller has claimed (``claim``) in this thread."""
-    _import(_Run(job_id, attempt))
+    """Run a job this caller has claimed (``claim``) in this thread, as ``run_now`` does."""
+    with current_app._get_current_object().app_context():
+        _import(_Run(job_id, attempt))
 
 
 def execute(run: _Run) -> None:
