@@ -208,8 +208,7 @@ def progress_of(job: ImportJob, now: datetime | None = None) -> Progress:
 
 
 def _stale(heartbeat: datetime | None, now: datetime | None) -> bool:
-    limit = current_app.config.get("IMPORT_JOB_STALE_SECONDS", STALE_SECONDS)
-    return heartbeat is None or heartbeat < (now or utcnow()) - timedelta(seconds=limit)
+    return heartbeat is None or heartbeat < (now or utcnow()) - timedelta(seconds=STALE_SECONDS)
 
 
 # --- the summary a page shows -------------------------------------------------------------
