@@ -43,7 +43,8 @@ def configure_sqlite(engine: Engine) -> None:
     write transactions with BEGIN IMMEDIATE makes the second writer wait
     instead. Requests with a safe method (GET/HEAD/OPTIONS) begin deferred
     and never block; so does code outside any request or CLI command (a
-    script or a test reading the database beside a live server).
+    script or a test reading the database beside a live server), unless its
+    connection asks for ``writes`` (``write_connection``, a background job).
     """
     if engine.dialect.name != "sqlite":
         return
@@ -60,8 +61,11 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        if connection.get_execution_options().get("read_only"):
+        options = connection.get_execution_options()
+        if options.get("read_only"):
             read_only = True
+        elif options.get("writes"):
+            read_only = False
         elif has_request_context():
             read_only = request.method in SAFE_METHODS
         else:
@@ -92,3 +96,15 @@ def read_only_connection(engine: Engine) -> Iterator[Connection]:
             yield connection
         finally:
             connection.rollback()
+
+
+# Execution options for a connection that writes outside a request or CLI command
+# (a background job): on SQLite its transactions begin IMMEDIATE, as a POST's do.
+WRITES = {"writes": True}
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """One short write transaction of its own, committed on leaving (rolled back on error)."""
+    with engine.connect().execution_options(**WRITES) as connection, connection.begin():
+        yield connection

@@ -13,11 +13,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from .extensions import db
 
@@ -473,6 +474,48 @@ class AdminAction(db.Model):
     # JSON object describing the action (filters, counts, reason, …).
     detail: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class ImportJob(db.Model):
+    """A contact file uploaded in the admin area, imported in the background.
+
+    The upload is kept here until the import ends, so any process can run it
+    (admin/import_jobs.py); ``rows_read`` and ``heartbeat_at`` are written beside
+    the import's own transaction while it runs (on SQLite, in a file next to the
+    database: the import holds SQLite's one write lock until it commits).
+    """
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id"))
+    list_slug: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(200))
+    basis: Mapped[str] = mapped_column(String(32))
+    added_by: Mapped[str] = mapped_column(String(200))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    skip_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    filename: Mapped[str] = mapped_column(String(255))
+    # The uploaded bytes; dropped once the import has ended for good.
+    data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    # queued, running, done, refused or failed (interrupted: running or queued
+    # with a stale heartbeat, shown as such and never written by a read).
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # Bumped by every claim: a runner whose attempt is no longer the job's stops.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_estimate: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # JSON: the counts and the first rejected rows (admin/import_jobs.py).
+    summary: Mapped[str | None] = mapped_column(Text)
+    # Why the file was refused, or that the run failed.
+    message: Mapped[str | None] = mapped_column(Text)
+
+    admin: Mapped[AdminUser] = relationship()
 
 
 class Webhook(db.Model):

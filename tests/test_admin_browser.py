@@ -11,7 +11,10 @@ from admin_helpers import PASSWORD, create
 from helpers import events_of
 from playwright.sync_api import expect
 
+from preference_center.admin import import_jobs
 from preference_center.extensions import db
+from preference_center.importers import ImportOptions
+from preference_center.models import AdminUser
 
 pytestmark = pytest.mark.browser
 
@@ -78,7 +81,16 @@ def test_every_admin_page_passes_axe_and_the_csp(page, live_server, people, app)
     )
     sign_in(page, live_server)
     event = events_of(people["pat"])[0]
-    values = {"slug": "insights", "public_id": people["pat"].public_id, "event_id": event.id}
+    # An import never started: its page polls, and is checked as it looks while waiting.
+    options = ImportOptions("insights", "sheet", "none", "Dana Reyes", filename="c.csv")
+    job = import_jobs.create(AdminUser.query.first(), options, b"email\nkim@example.com\n")
+    db.session.commit()
+    values = {
+        "slug": "insights",
+        "public_id": people["pat"].public_id,
+        "event_id": event.id,
+        "job_id": job.id,
+    }
     paths = [
         rule.build({k: values[k] for k in rule.arguments}, append_unknown=False)[1]
         for rule in app.url_map.iter_rules()
@@ -86,7 +98,7 @@ def test_every_admin_page_passes_axe_and_the_csp(page, live_server, people, app)
         and "GET" in rule.methods
         and rule.endpoint not in ("admin.login", "admin.export_log")
     ]
-    assert len(paths) == 11
+    assert len(paths) == 12
     axe = AXE.read_text()
     for path in paths:
         page.goto(live_server.url + path)
@@ -99,4 +111,34 @@ def test_every_admin_page_passes_axe_and_the_csp(page, live_server, people, app)
     expect(page.get_by_role("status")).to_contain_text("Every chain is intact")
     page.goto(f"{live_server.url}/admin/login")  # signed in: sent on to the dashboard
     assert violations == []
+    db.session.commit()
+
+
+def test_an_upload_shows_its_progress_then_its_summary_without_a_reload(
+    page, live_server, people, tmp_path
+):
+    rows = 6000
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "email,name\n" + "".join(f"person{n}@example.com,Person {n}\n" for n in range(rows))
+    )
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/imports")
+    page.get_by_label("CSV file").set_input_files(contacts)
+    page.get_by_label("List", exact=True).select_option("insights")
+    page.get_by_label("Source (where these people come from)").fill("seminar sign-up sheet")
+    page.get_by_label("Legal basis").select_option("none")
+    page.get_by_role("button", name="Import").click()
+
+    expect(page).to_have_url(re.compile(r"/admin/imports/\d+$"))
+    page.evaluate("window.notReloaded = true")
+    bar = page.locator("progress#import-bar")
+    expect(bar).to_be_visible()
+    expect(page.locator(".import-rows")).to_contain_text(
+        re.compile(r"[1-9][\d,]* of about 6,000 rows")
+    )
+    expect(page.get_by_role("heading", name="Imported into insights")).to_be_visible(timeout=60_000)
+    expect(page.locator("p.ok")).to_contain_text(f"invited {rows}, ")
+    expect(bar).to_have_count(0)
+    assert page.evaluate("window.notReloaded") is True  # swapped in place by htmx
     db.session.commit()

@@ -16,8 +16,13 @@ from pathlib import Path
 
 import public_pages
 import pytest
-from admin_helpers import create, sign_in, token_of
+from admin_helpers import create, finished_import, sign_in, token_of
 from helpers import all_events
+
+from preference_center.admin import import_jobs
+from preference_center.extensions import db
+from preference_center.importers import ImportOptions
+from preference_center.models import AdminUser
 
 VNU = (
     Path(__file__).resolve().parent.parent
@@ -96,8 +101,8 @@ def admin(client, world, pages: dict[str, str], app) -> None:
     values = {"slug": "insights", "public_id": alex.public_id, "event_id": all_events()[0].id}
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("admin.") and "GET" in rule.methods:
-            if rule.endpoint in ("admin.export_log", "admin.login"):
-                continue
+            if rule.endpoint in ("admin.export_log", "admin.login", "admin.import_job"):
+                continue  # an import's page is collected below, in each of its states
             path = rule.build({k: values[k] for k in rule.arguments}, append_unknown=False)[1]
             collect(client, pages, f"admin {rule.endpoint}", client.get(path))
     csrf = token_of(client)
@@ -134,14 +139,22 @@ def admin(client, world, pages: dict[str, str], app) -> None:
         data={**upload, "skip_invalid": "yes", "file": (good, "people.csv")},
         content_type="multipart/form-data",
     )
-    collect(client, pages, "admin import summary", summary)
+    collect(client, pages, "admin import summary", finished_import(client, summary))
     bad = io.BytesIO(b"email,name\nnot-an-address,Nobody\n")
     refused = client.post(
         "/admin/imports",
         data={**upload, "file": (bad, "people.csv")},
         content_type="multipart/form-data",
     )
-    collect(client, pages, "admin import refused", refused)
+    collect(client, pages, "admin import refused", finished_import(client, refused))
+    collect(client, pages, "admin imports with recent ones", client.get("/admin/imports"))
+    options = ImportOptions("notes", "address book", "personal", "Ada", filename="people.csv")
+    job = import_jobs.create(AdminUser.query.first(), options, b"email\nsam@example.com\n")
+    db.session.commit()
+    collect(client, pages, "admin import queued", client.get(f"/admin/imports/{job.id}"))
+    attempt = import_jobs.claim(job.id)
+    import_jobs.write_progress(job.id, attempt, 1)
+    collect(client, pages, "admin import running", client.get(f"/admin/imports/{job.id}"))
     collect(client, pages, "admin not found", client.get("/admin/contacts/nobody"))
 
 

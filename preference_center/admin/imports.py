@@ -1,18 +1,23 @@
-"""Imports from the browser: the same importer, rules and summary as the CLI."""
+"""Imports from the browser: the same importer, rules and summary as the CLI.
+
+The upload becomes a job run in the background (import_jobs.py); its page shows
+a progress bar that htmx refreshes every second, then the summary.
+"""
 
 from __future__ import annotations
 
-from flask import current_app, render_template, request
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import importers
 from ..extensions import db
-from ..models import BASES, MailingList
-from . import bp, record_action
+from ..models import BASES, ImportJob, MailingList
+from . import bp, import_jobs, page_or_fragment
 
 IMPORT_ENDPOINT = "admin.import_submit"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-PROBLEMS_SHOWN = 500
+PROBLEMS_SHOWN = import_jobs.PROBLEMS_KEPT
+RECENT_JOBS = 20
 
 
 @bp.url_value_preprocessor
@@ -29,13 +34,30 @@ def form_context(**extra) -> dict:
     lists = db.session.execute(
         db.select(MailingList).where(MailingList.archived_at.is_(None)).order_by(MailingList.name)
     ).scalars()
-    return {"lists": list(lists), "bases": BASES, "form": {}, **extra}
+    recent = db.session.execute(
+        db.select(ImportJob).order_by(ImportJob.id.desc()).limit(RECENT_JOBS)
+    ).scalars()
+    jobs = [(job, import_jobs.progress_of(job), import_jobs.summary_of(job)) for job in recent]
+    return {"lists": list(lists), "bases": BASES, "form": {}, "jobs": jobs, **extra}
 
 
 @bp.get("/imports")
 def imports():
-    """Upload a CSV or a LinkedIn connections export, with its provenance."""
-    return render_template("admin/imports/form.html", **form_context())
+    """Upload a CSV or a LinkedIn connections export, with its provenance; recent imports."""
+    form = {}
+    again = request.args.get("again", type=int)
+    job = db.session.get(ImportJob, again) if again else None
+    if job is not None:
+        # "Fix the file and import again": the form as it was filled in.
+        form = {
+            "list": job.list_slug,
+            "source": job.source,
+            "basis": job.basis,
+            "added_by": job.added_by,
+            "skip_invalid": "yes" if job.skip_invalid else "",
+            "dry_run": "yes" if job.dry_run else "",
+        }
+    return render_template("admin/imports/form.html", **form_context(form=form))
 
 
 @bp.post("/imports")
@@ -44,10 +66,11 @@ def import_submit():
     form = request.form
     upload = request.files.get("file")
 
-    def refuse(message: str, summary=None):
+    def refuse(message: str):
         db.session.rollback()
-        context = form_context(error=message, form=form, summary=summary, shown=PROBLEMS_SHOWN)
-        return render_template("admin/imports/form.html", **context), 422
+        return render_template(
+            "admin/imports/form.html", **form_context(error=message, form=form)
+        ), 422
 
     if upload is None or not upload.filename:
         return refuse("Choose a CSV file to import.")
@@ -64,27 +87,43 @@ def import_submit():
         filename=upload.filename,
         actor=f"admin:{current_user.id}",
     )
-    try:
-        summary = importers.import_contacts(upload.read(), options)
-    except importers.InvalidRows as error:
-        return refuse(str(error).replace("--skip-invalid", "“skip invalid rows”"), error.summary)
-    except importers.ImportRefused as error:
-        return refuse(str(error))
-    if not options.dry_run:
-        record_action(
-            "import_contacts",
-            file=upload.filename,
-            list=options.list_slug,
-            source=options.source,
-            basis=options.basis,
-            added_by=options.added_by,
-            format=summary.format,
-            counts=summary.counts(),
-        )
-        db.session.commit()
-    return render_template(
-        "admin/imports/summary.html", summary=summary, options=options, shown=PROBLEMS_SHOWN
-    )
+    job = import_jobs.create(current_user, options, upload.read())
+    db.session.commit()
+    import_jobs.start(current_app._get_current_object(), job.id)
+    return redirect(url_for("admin.import_job", job_id=job.id), 303)
+
+
+@bp.get("/imports/<int:job_id>")
+def import_job(job_id: int):
+    """An import's progress while it runs (htmx asks for the partial every second), then
+    its summary. Reads only: a job whose runner died is shown as interrupted."""
+    job = db.session.get(ImportJob, job_id) or abort(404)
+    return page_or_fragment("admin/imports/job.html", "admin/imports/_job.html", **job_context(job))
+
+
+def job_context(job: ImportJob, **extra) -> dict:
+    progress = import_jobs.progress_of(job)
+    return {
+        "job": job,
+        "progress": progress,
+        "summary": import_jobs.summary_of(job),
+        "can_run_again": import_jobs.can_run_again(job, progress),
+        "shown": PROBLEMS_SHOWN,
+        **extra,
+    }
+
+
+@bp.post("/imports/<int:job_id>/run-again")
+def import_job_again(job_id: int):
+    """Run an interrupted (or failed) import again; nothing of its first run was written."""
+    if not import_jobs.requeue(job_id):
+        db.session.rollback()
+        job = db.session.get(ImportJob, job_id) or abort(404)
+        error = "This import is not interrupted: it is running or has ended."
+        return render_template("admin/imports/job.html", **job_context(job, error=error)), 409
+    db.session.commit()
+    import_jobs.start(current_app._get_current_object(), job_id)
+    return redirect(url_for("admin.import_job", job_id=job_id), 303)
 
 
 FIELDS = (("list", "list"), ("source", "source"), ("basis", "basis"), ("added_by", "added by"))

@@ -8,6 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from preference_center import create_app
+from preference_center.admin import import_jobs
 from preference_center.extensions import db
 
 from .database import clean_database, settings
@@ -40,6 +41,7 @@ def pushed(app):
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
+        import_jobs.wait_for_runners()
         db.session.remove()
         db.engine.dispose()
 
