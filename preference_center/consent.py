@@ -323,6 +323,37 @@ def lock_contact(contact: Contact) -> Contact:
     ).scalar_one()
 
 
+def lock_with_subscription(
+    contact: Contact, mailing_list: MailingList
+) -> tuple[Contact, Subscription | None]:
+    """``lock_contact`` and ``find_subscription`` in one statement: the contact's row
+    lock, and its subscription to the list (``None`` if it has none), both current."""
+    contact, subscription = db.session.execute(
+        db.select(Contact, Subscription)
+        .outerjoin(
+            Subscription,
+            (Subscription.contact_id == Contact.id) & (Subscription.list_id == mailing_list.id),
+        )
+        .where(Contact.id == contact.id)
+        .with_for_update(of=Contact)
+        .execution_options(populate_existing=True)
+    ).one()
+    return contact, subscription
+
+
+def lock_subscription(subscription: Subscription) -> Contact:
+    """The row lock of the subscription's contact, and the subscription re-read under it
+    (``lock_contact`` and ``refresh`` in one statement); returns the contact."""
+    contact, _current = db.session.execute(
+        db.select(Contact, Subscription)
+        .join(Subscription, Subscription.contact_id == Contact.id)
+        .where(Subscription.id == subscription.id)
+        .with_for_update(of=Contact)
+        .execution_options(populate_existing=True)
+    ).one()
+    return contact
+
+
 def record(
     contact: Contact,
     via: Via,
@@ -371,8 +402,20 @@ def schedule_receipt(contact: Contact, changed_at: datetime) -> None:
 def _transition(
     subscription: Subscription, to_state: str, via: Via, action: str, detail: str | None = None
 ) -> bool:
-    contact = lock_contact(subscription.contact)
-    db.session.refresh(subscription)
+    return _transition_locked(
+        lock_subscription(subscription), subscription, to_state, via, action, detail
+    )
+
+
+def _transition_locked(
+    contact: Contact,
+    subscription: Subscription,
+    to_state: str,
+    via: Via,
+    action: str,
+    detail: str | None = None,
+) -> bool:
+    """``_transition`` once the caller holds the contact's lock and a current subscription."""
     from_state = subscription.state
     if from_state == to_state:
         return False
@@ -527,6 +570,7 @@ def place(
 # What an opt-in did: a new pending subscription, a confirmation re-sent for
 # implied consent the contact wants to keep, or nothing.
 OPTED_IN, RECONFIRMING, UNCHANGED = "pending", "reconfirming", "unchanged"
+WITHDRAWN = "withdrawn"
 
 
 def opt_in(
@@ -545,20 +589,42 @@ def opt_in(
     confirmation does (double opt-in). Saying yes to implied consent sends
     the same confirmation, which makes it lasting.
     """
+    return choose_list(contact, mailing_list, True, via, evidence=evidence, source=source)[0]
+
+
+def choose_list(
+    contact: Contact,
+    mailing_list: MailingList,
+    wanted: bool,
+    via: Via,
+    *,
+    evidence: str = "",
+    source: str = "preference page",
+) -> tuple[str, Subscription | None]:
+    """The contact says yes (``opt_in``) or no (``withdraw``) to one list.
+
+    Returns what happened (``OPTED_IN``, ``RECONFIRMING``, ``WITHDRAWN`` or
+    ``UNCHANGED``) and the subscription as it now stands. The contact's lock and
+    the subscription are one statement; the rules are checked on what it read.
+    """
+    contact, subscription = lock_with_subscription(contact, mailing_list)
+    if not wanted:
+        if subscription is None:
+            return UNCHANGED, None
+        changed = _withdraw_locked(contact, subscription, via)
+        return (WITHDRAWN if changed else UNCHANGED), subscription
     if mailing_list.archived_at is not None:
         raise ConsentError(_("This list is no longer offered."))
     if declines_business_mail(contact, mailing_list):
         raise BusinessDeclined(
             _("You said no to business messages. Allow business messages first, then choose lists.")
         )
-    lock_contact(contact)
-    subscription = find_subscription(contact, mailing_list)
     current = effective_state(subscription) if subscription else NO_SUBSCRIPTION
     if current == SUBSCRIBED and subscription.basis in AFFIRMABLE:
         confirmations.queue_confirmation(subscription)
-        return RECONFIRMING
+        return RECONFIRMING, subscription
     if current in (SUBSCRIBED, PENDING):
-        return UNCHANGED
+        return UNCHANGED, subscription
     if subscription is None:
         subscription = Subscription(contact=contact, mailing_list=mailing_list, state=PENDING)
         db.session.add(subscription)
@@ -588,7 +654,7 @@ def opt_in(
         evidence=evidence,
     )
     confirmations.queue_confirmation(subscription)
-    return OPTED_IN
+    return OPTED_IN, subscription
 
 
 def confirm(subscription: Subscription, via: Via) -> bool:
@@ -597,8 +663,7 @@ def confirm(subscription: Subscription, via: Via) -> bool:
     A pending subscription becomes sendable; implied consent becomes the
     contact's own lasting yes.
     """
-    lock_contact(subscription.contact)
-    db.session.refresh(subscription)
+    lock_subscription(subscription)
     implied = subscription.state == SUBSCRIBED and subscription.basis in AFFIRMABLE
     if subscription.state != PENDING and not implied:
         return False
@@ -629,7 +694,13 @@ def confirm(subscription: Subscription, via: Via) -> bool:
 
 def withdraw(subscription: Subscription, via: Via, *, detail: str | None = None) -> bool:
     """Stop a list for this contact. Withdrawal is always allowed and immediate."""
-    changed = _transition(subscription, UNSUBSCRIBED, via, Action.WITHDRAW, detail)
+    return _withdraw_locked(lock_subscription(subscription), subscription, via, detail)
+
+
+def _withdraw_locked(
+    contact: Contact, subscription: Subscription, via: Via, detail: str | None = None
+) -> bool:
+    changed = _transition_locked(contact, subscription, UNSUBSCRIBED, via, Action.WITHDRAW, detail)
     if changed:
         subscription.paused_until = None  # nothing left to resume
     return changed
@@ -644,8 +715,7 @@ def withdraw_everything(contact: Contact, via: Via) -> int:
 def dispute(subscription: Subscription, via: Via, words: str) -> bool:
     """ "I never agreed to this": withdraw at once and flag it for the admins."""
     words = words.strip()[:2000]
-    lock_contact(subscription.contact)
-    db.session.refresh(subscription)
+    lock_subscription(subscription)
     if subscription.disputed_at is not None:
         return False
     subscription.disputed_at = utcnow()

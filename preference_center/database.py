@@ -73,6 +73,33 @@ def configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def commit_keeping_objects(session) -> None:
+    """Commit without expiring what the session holds, so an answer can be rendered
+    from what the transaction wrote after its locks are released, with no second
+    transaction to read it back (a write-locked one on SQLite)."""
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
+@contextmanager
+def reads_before_writing(session) -> Iterator[None]:
+    """On SQLite, the block's reads in a deferred transaction that ends with the block,
+    so the write transaction after it (BEGIN IMMEDIATE) holds the database's single
+    write lock only for the writes. What the block loaded stays loaded; the verbs of
+    ``consent`` re-read under their lock what they decide on. Elsewhere (PostgreSQL
+    locks rows, not the database) the block simply joins the request's transaction.
+    """
+    if session.get_bind().dialect.name != "sqlite" or session.in_transaction():
+        yield
+        return
+    session.connection(execution_options={"read_only": True})
+    yield
+    commit_keeping_objects(session)
+
+
 @contextmanager
 def read_only_connection(engine: Engine) -> Iterator[Connection]:
     """A connection for long reads (verification, exports) that sees one snapshot.

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from babel import Locale
 from babel.lists import format_list
 from flask import current_app, g, has_request_context, request
-from flask_babel import Babel, force_locale, format_date, get_locale, refresh
+from flask_babel import Babel, Domain, force_locale, format_date, get_locale, refresh
 
 # The shipped catalogs; English is the source language.
 SUPPORTED = ("en", "fr", "de", "es", "pt-BR", "ar")
@@ -165,9 +165,45 @@ def list_name(mailing_list) -> str:
     return list_text(mailing_list, "name")
 
 
+class _Domain(Domain):
+    """Flask-Babel's message domain, finding the catalog in one step.
+
+    ``Domain.get_translations`` looks up the request's Babel state three times per
+    string, and a page translates a few hundred. The catalog is kept beside the
+    locale object it was found for and used while that very object is in force:
+    ``force_locale`` and ``refresh`` (``speak_to``) replace or drop the locale, so
+    the next string looks the catalog up again.
+    """
+
+    def get_translations(self):
+        state = g.get("_flask_babel") if g else None
+        kept = getattr(state, "pc_translations", None)
+        if kept is not None and kept[0] is getattr(state, "babel_locale", None):
+            return kept[1]
+        found = super().get_translations()
+        state = g.get("_flask_babel") if g else None
+        locale = getattr(state, "babel_locale", None)
+        if locale is not None:
+            state.pc_translations = (locale, found)
+        return found
+
+
+_domain = _Domain()
+# Flask-Babel's gettext and ours go through this one domain (its default, "messages").
+babel.domain_instance = _domain
+
+
 def init_app(app) -> None:
     """Bind Flask-Babel (catalogs in preference_center/translations) and the template helpers."""
     babel.init_app(app, locale_selector=select)
+    # Flask-Babel's own template callables, with the catalog found in one step.
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _domain.get_translations().ugettext(s),
+        ngettext=lambda s, p, n: _domain.get_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: _domain.get_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _domain.get_translations().unpgettext(c, s, p, n),
+    )
     app.jinja_env.globals.update(
         html_lang=current,
         html_dir=direction,

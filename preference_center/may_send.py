@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, false, func, or_
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload, lazyload
 
 from . import jurisdictions
 from .addresses import identifies_contact
@@ -117,12 +117,19 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
     """Decide whether ``list_slug`` may be sent to ``email`` now, and why."""
     now = now or utcnow()
     # Two queries whatever the answer (this runs before every send): the address
-    # with its contact, then the list with this contact's subscription to it.
-    found = db.session.execute(
-        db.select(Address, Contact)
-        .join(Contact, Contact.id == Address.contact_id)
-        .where(Address.email == normalise_email(email), identifies_contact())
-    ).one_or_none()
+    # with its contact and all the contact's addresses (where the list goes, which
+    # bounced), then the list with this contact's subscription to it. The list's
+    # wording is not needed for an answer, so it is not loaded.
+    found = (
+        db.session.execute(
+            db.select(Address, Contact)
+            .join(Contact, Contact.id == Address.contact_id)
+            .options(joinedload(Contact.addresses))
+            .where(Address.email == normalise_email(email), identifies_contact())
+        )
+        .unique()
+        .one_or_none()
+    )
     address, contact = found if found is not None else (None, None)
     pair = db.session.execute(
         db.select(MailingList, Subscription)
@@ -131,6 +138,7 @@ def check(email: str, list_slug: str, now: datetime | None = None) -> Answer:
             (Subscription.list_id == MailingList.id)
             & (Subscription.contact_id == contact.id if contact is not None else false()),
         )
+        .options(lazyload(MailingList.translations))
         .where(MailingList.slug == list_slug)
     ).one_or_none()
     default = jurisdictions.default()

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Flask, current_app
+from flask import Blueprint, Flask, current_app, request
 from flask.logging import default_handler
 from flask_babel import gettext as _
 
@@ -54,6 +54,34 @@ def describe(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+# Blueprints limited as a whole (the API): Flask-Limiter checks those before the view.
+# Limits on a view (``@limiter.limit``) are checked by the view's own wrapper.
+_LIMITED_BLUEPRINTS: set[str] = set()
+
+
+def limit_blueprint(blueprint: Blueprint, rate: Callable[[], str], key_func: Callable) -> None:
+    """Limit every route of ``blueprint`` at ``rate`` per ``key_func`` bucket."""
+    limiter.limit(rate, key_func=key_func)(blueprint)
+    _LIMITED_BLUEPRINTS.add(blueprint.name)
+
+
+def _check_limited_blueprints() -> None:
+    """Flask-Limiter's before-request check, only where a blueprint limit can apply.
+
+    The app sets no default or application-wide limit, so on every other route
+    the check would find nothing: skipping it keeps the pages, the one-click and
+    the health check from paying for the limiter.
+    """
+    if request.blueprint in _LIMITED_BLUEPRINTS:
+        limiter._check_request_limit()
+
+
+def _only_where_limited(app: Flask) -> None:
+    assert not app.config.get("RATELIMIT_DEFAULT") and not app.config.get("RATELIMIT_APPLICATION")
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks[hooks.index(limiter._check_request_limit)] = _check_limited_blueprints
+
+
 def init_app(app: Flask) -> None:
     """Point the limiter at its storage (with timeouts for Redis) and initialise it."""
     uri = storage_uri(app.config)
@@ -71,6 +99,7 @@ def init_app(app: Flask) -> None:
     # starts on its own storage, not on the last one's fallback.
     limiter._storage_dead = False
     limiter.init_app(app)
+    _only_where_limited(app)
     _show_storage_changes()
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 
 from flask import Flask, abort, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map
 
@@ -149,8 +150,27 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
+# Paths that never use the signed session cookie: bearer-key API, provider webhooks,
+# the health check, static files. Their requests neither read nor write it.
+SESSIONLESS_PREFIXES = ("/api/", "/feedback/", "/healthz", "/static/")
+
+
+class PathSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, except on paths that have no use for one.
+
+    There the session is Flask's null session: no cookie is unsigned or set, and
+    anything that tried to store in it would fail loudly instead of silently.
+    """
+
+    def open_session(self, app, request):
+        if request.path.startswith(SESSIONLESS_PREFIXES):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     trust_proxies(app)
+    app.session_interface = PathSessionInterface()
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
     app.before_request(refuse_nul_characters)
     app.before_request(refuse_cross_origin_posts)

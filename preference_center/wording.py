@@ -7,7 +7,6 @@ from datetime import date, datetime
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy.orm import joinedload
 
 from . import languages
 from .consent import effective_state
@@ -306,10 +305,14 @@ def describe(event: ConsentEvent) -> str:
 
 
 def history(contact: Contact, limit: int = 200) -> list[str]:
-    """The contact's consent events, newest first, as sentences."""
+    """The contact's consent events, newest first, as sentences.
+
+    Each event's list comes from the session's identity map when the page already
+    loaded it (every offered list and every list the contact is on): no join and no
+    second load of the lists' wording; any other list is loaded once by its id.
+    """
     events = db.session.execute(
         db.select(ConsentEvent)
-        .options(joinedload(ConsentEvent.mailing_list))
         .filter_by(contact_id=contact.id)
         .order_by(ConsentEvent.id.desc())
         .limit(limit)

@@ -16,12 +16,12 @@ import json
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
 
-from .. import audience, consent, feed, jurisdictions, may_send, suppression, tokens
+from .. import audience, consent, feed, jurisdictions, may_send, rate_limits, suppression, tokens
 from ..addresses import identifies_contact, release_unverified_claim
 from ..consent import BusinessDeclined, ConsentError, Provenance, Via
 from ..database import SAFE_METHODS
 from ..errors import error_page
-from ..extensions import csrf, db, limiter
+from ..extensions import csrf, db
 from ..inputs import bounded_id
 from ..models import (
     PERSONAL,
@@ -82,7 +82,7 @@ def rate_limit_key() -> str:
     return "ip:" + (request.remote_addr or "")
 
 
-limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=rate_limit_key)(bp)
+rate_limits.limit_blueprint(bp, lambda: current_app.config["API_RATE_LIMIT"], rate_limit_key)
 
 
 @bp.before_request

@@ -21,6 +21,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from htmx_flask import make_response
+from sqlalchemy.orm import joinedload
 
 from .. import consent, languages, tokens, wording
 from ..consent import ConsentError, Via
@@ -215,9 +216,16 @@ def back_to_page(token: str, message: str, anchor: str | None = None):
 
 
 def find_list(slug: str) -> MailingList:
-    mailing_list = db.session.execute(
-        db.select(MailingList).filter_by(slug=slug)
-    ).scalar_one_or_none()
+    # With its wording in the same statement (the relationship's own loading is a second).
+    mailing_list = (
+        db.session.execute(
+            db.select(MailingList)
+            .options(joinedload(MailingList.translations))
+            .filter_by(slug=slug)
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
     if mailing_list is None:
         abort(404, description=_("There is no such list."))
     return mailing_list

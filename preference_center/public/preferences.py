@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from htmx_flask import make_response
 
-from .. import consent, languages, leaving, links, tokens, wording
+from .. import consent, database, languages, leaving, links, tokens, wording
 from ..consent import ConsentError
 from ..extensions import db, limiter
 from . import (
@@ -62,40 +62,36 @@ def page(token: str):
 def toggle(token: str, slug: str):
     """Turn one list on or off; the htmx row or a 303 back to the page."""
     wanted = request.form.get("subscribed") == "yes"
-    contact = contact_from(token, withdrawing=not wanted)
-    mailing_list = find_list(slug)
-    subscription = consent.find_subscription(contact, mailing_list)
+    # The link and the list are read before the write transaction: on SQLite it holds
+    # the database's one write lock, from the contact's lock to the commit only.
+    with database.reads_before_writing(db.session()):
+        contact = contact_from(token, withdrawing=not wanted)
+        mailing_list = find_list(slug)
     via = contact_via()
+    notice = (
+        f"Ticked on the preference page (notice v{mailing_list.notice_version}, "
+        f"shown in {languages.current()})"
+    )
     try:
-        if wanted:
-            notice = (
-                f"Ticked on the preference page (notice v{mailing_list.notice_version}, "
-                f"shown in {languages.current()})"
-            )
-            outcome = consent.opt_in(contact, mailing_list, via, evidence=notice)
-        else:
-            changed = subscription is not None and consent.withdraw(subscription, via)
-            outcome = "withdrawn" if changed else consent.UNCHANGED
+        outcome, subscription = consent.choose_list(
+            contact, mailing_list, wanted, via, evidence=notice
+        )
     except ConsentError as error:
-        return refused(error, token, build_row(contact, mailing_list, subscription))
-    # The answer is built from what this transaction wrote, before the commit:
-    # after it every object is expired, and reading them back would cost a
+        row = build_row(contact, mailing_list, consent.find_subscription(contact, mailing_list))
+        return refused(error, token, row)
+    # The answer is built from what this transaction wrote and rendered after the
+    # commit, which keeps the objects as written: reading them back would cost a
     # second transaction (a write-locked one on SQLite, as this is a POST).
-    # The session's identity map holds one object per row: ``subscription`` is the
-    # one the verb changed, unless the verb just created it.
-    subscription = subscription or consent.find_subscription(contact, mailing_list)
     row = build_row(contact, mailing_list, subscription)
     row.message = saved_message(row, outcome)
-    if outcome == "withdrawn":
+    if outcome == consent.WITHDRAWN:
         row.leaving_url = leaving.question_url(contact, via.request_id)
+    database.commit_keeping_objects(db.session())
     if not wants_fragment():
-        db.session.commit()
         if row.leaving_url:
             offer_after_redirect(row.leaving_url, slug)
         return back_to_page(token, row.message, f"list-{slug}")
-    response = fragment("public/preferences/_list_row.html", row=row, token=token)
-    db.session.commit()
-    return response
+    return fragment("public/preferences/_list_row.html", row=row, token=token)
 
 
 def saved_message(row: Row, outcome: str) -> str:
@@ -104,7 +100,7 @@ def saved_message(row: Row, outcome: str) -> str:
         return _("Almost done: we sent a confirmation link to %(address)s.", address=row.pending_to)
     if outcome == consent.RECONFIRMING:
         return _("We sent a link to confirm that you want to keep %(list)s.", list=name)
-    if outcome == "withdrawn":
+    if outcome == consent.WITHDRAWN:
         return _("Saved: you will no longer receive %(list)s.", list=name)
     return _("No change.")
 
