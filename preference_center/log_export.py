@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -200,7 +199,7 @@ class _Plan:
         self.statement = _select(conditions, self.time_text, neutralised)
         self.neutralised = neutralised
 
-    def batches(self, batch_size: int = 2000) -> Iterator[list]:
+    def batches(self, batch_size: int = 500) -> Iterator[list]:
         """Lists of rows in ``EXPORT_COLUMNS`` order, straight from the driver's cursor."""
         if self.time_text is None:
             yield from _python_batches(self.engine, self.statement, batch_size, self.neutralised)
@@ -329,17 +328,23 @@ def neutralise(value: Any) -> Any:
 
 
 def _csv(batches: Iterable[list], bom: bool) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    if bom:
-        buffer.write(BOM)
+    # A list as the writer's file: a StringIO reused after truncate() keeps a
+    # 4-byte-per-character buffer of its largest batch.
+    lines: list[str] = [BOM] if bom else []
+    writer = csv.writer(_Appender(lines))
     writer.writerow(EXPORT_COLUMNS)
     for batch in batches:
         writer.writerows(batch)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
+        yield "".join(lines)
+        lines.clear()
+    yield "".join(lines)
+
+
+class _Appender:
+    """A file whose ``write`` appends to a list."""
+
+    def __init__(self, lines: list[str]):
+        self.write = lines.append
 
 
 def _object(row: tuple) -> str:
