@@ -295,7 +295,9 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
     }
     try:
         if output is not None:
-            run, _text = log_export.write_export_file(output, format_, filters, bom, actor=_actor())
+            run, _recorded = log_export.write_export_file(
+                output, format_, filters, bom, actor=_actor()
+            )
         else:
             run = log_export.Export(format_, filters, bom)
             with click.open_file("-", "wb") as stdout:

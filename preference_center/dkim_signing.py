@@ -12,11 +12,16 @@ from __future__ import annotations
 import base64
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import current_app
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+# dkimpy (with dnspython) and cryptography are imported where a key is used:
+# ~10 MB and a tenth of a second that every process paid at start-up (every CLI
+# command, every worker), though most never sign a message.
 
 # The headers h= covers, those of them a message has (From always).
 SIGNED_HEADERS = (
@@ -47,6 +52,9 @@ def enabled() -> bool:
 
 @lru_cache(maxsize=4)
 def _load_key(path: str, modified: float) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as error:
@@ -74,6 +82,9 @@ def sign(raw: bytes, present_headers: list[str]) -> bytes:
     """
     if not enabled():
         return raw
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+
     present = {name.lower() for name in present_headers}
     include = [name.lower().encode() for name in SIGNED_HEADERS if name.lower() in present]
     # dkimpy reads PKCS#1 ("BEGIN RSA PRIVATE KEY") only.
@@ -96,6 +107,8 @@ def sign(raw: bytes, present_headers: list[str]) -> bytes:
 
 def dns_record() -> tuple[str, str]:
     """The TXT record to publish: its name and its value (the public key)."""
+    from cryptography.hazmat.primitives import serialization
+
     public = (
         private_key()
         .public_key()

@@ -710,3 +710,16 @@ def test_an_htmx_request_without_a_session_sends_the_window_to_login(client, wor
     assert response.status_code == 401
     assert response.headers["HX-Redirect"].startswith("/admin/login?next=")
     assert response.get_data() == b""
+
+
+def test_an_unknown_email_is_checked_against_a_hash_as_costly_as_a_real_one():
+    """The fixed hash for unknown emails (computing one at import cost every process
+    32 MB) has the parameters real passwords are hashed with."""
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    from preference_center.admin import auth
+
+    real = generate_password_hash("a real password", auth.PASSWORD_METHOD)
+
+    assert auth._UNKNOWN_USER_HASH.split("$")[0] == real.split("$")[0]
+    assert check_password_hash(auth._UNKNOWN_USER_HASH, "not a password")

@@ -6,7 +6,7 @@ import csv
 import hashlib
 import io
 import json
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from helpers import all_events
@@ -14,7 +14,7 @@ from helpers import all_events
 from preference_center import consent, ledger, log_export
 from preference_center.consent import Via
 from preference_center.extensions import db
-from preference_center.models import AdminAction, utcnow
+from preference_center.models import AdminAction, ConsentEvent, utcnow
 
 FORMULAS = ["=cmd|' /C calc'!A0", "+1", "-2", "@x", "\tx", "\rx"]
 
@@ -277,9 +277,14 @@ def test_every_export_is_recorded_as_an_admin_action(log, runner, tmp_path):
 
     assert (to_file.action, to_stdout.action) == ("export_log", "export_log")
     assert to_file.actor.startswith("cli")
-    assert json.loads(to_file.detail) == json.loads(
-        (tmp_path / "log.csv.manifest.json").read_text()
-    )
+    # Written beside its file, the manifest is referred to by its sha256; its
+    # chain heads (20 MB at 1M events) are not copied into the action.
+    manifest_bytes = (tmp_path / "log.csv.manifest.json").read_bytes()
+    manifest = json.loads(manifest_bytes)
+    recorded = json.loads(to_file.detail)
+    assert recorded.pop("manifest_sha256") == hashlib.sha256(manifest_bytes).hexdigest()
+    assert recorded.pop("chain_head_count") == len(manifest.pop("chain_heads")) == 2
+    assert recorded == manifest
     stdout_manifest = json.loads(to_stdout.detail)
     assert (stdout_manifest["file"], stdout_manifest["rows"]) == (None, 1)
     assert stdout_manifest["filters"]["list"] == "notes"
@@ -291,11 +296,15 @@ def test_write_export_for_the_admin_area(log, tmp_path):
     )
 
     action = db.session.execute(db.select(AdminAction)).scalar_one()
-    assert (action.actor, action.action, json.loads(action.detail)) == (
-        "admin:7",
-        "export_log",
-        manifest,
+    recorded = json.loads(action.detail)
+    assert (action.actor, action.action) == ("admin:7", "export_log")
+    assert (
+        recorded["manifest_sha256"]
+        == hashlib.sha256((tmp_path / "x.csv.manifest.json").read_bytes()).hexdigest()
     )
+    assert {k: v for k, v in manifest.items() if k != "chain_heads"} == {
+        k: v for k, v in recorded.items() if k not in ("manifest_sha256", "chain_head_count")
+    }
     assert manifest["bom"] is True and manifest["rows"] == 1
 
 
@@ -324,3 +333,60 @@ def test_rows_are_streamed_lazily_and_in_small_batches(log):
 
     assert not isinstance(rows, list | tuple)
     assert [row[0] for row in rows] == [event.id for event in all_events()]
+
+
+TRICKY = ["a,b", 'say "hi"', "two\nlines", "cr\rhere", "", "naïve ✓ — ok", '=1+1,"x"']
+
+
+def test_the_sql_rendering_gives_the_bytes_of_the_python_one(log, runner, tmp_path, monkeypatch):
+    """The select renders the time and guards the cells in SQL; a stored time it
+    cannot render sends the export through Python: both give the same bytes."""
+    pat, *_ = log
+    for text in TRICKY:
+        consent.record(pat, Via("admin", "test", user_agent=text), "note", evidence=text)
+    db.session.commit()
+    fast = tmp_path / "fast.csv"
+    run(runner, "--format", "csv", "-o", str(fast))
+    fast_json = run(runner, "--format", "json").stdout
+
+    monkeypatch.setattr(log_export, "_time_text", lambda engine, conditions: None)
+    slow = tmp_path / "slow.csv"
+    run(runner, "--format", "csv", "-o", str(slow))
+
+    assert fast.read_bytes() == slow.read_bytes()
+    assert run(runner, "--format", "json").stdout == fast_json
+    rows = rows_of_csv(fast.read_bytes())
+    assert [r["evidence"] for r in rows[-len(TRICKY) :]] == [
+        log_export.neutralise(text) for text in TRICKY
+    ]
+    assert all(
+        r["occurred_at"] == e.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for r, e in zip(rows, all_events(), strict=True)
+    )
+
+
+def test_a_time_stored_in_another_shape_is_still_exported_as_logged(log, runner):
+    """A value SQLAlchemy does not write (seconds only, typed in by hand on SQLite;
+    a year before 1000 on PostgreSQL) is rendered by Python, as before."""
+    sqlite = db.engine.dialect.name == "sqlite"
+    moment = datetime(2024 if sqlite else 999, 5, 6, 7, 8, 9)
+    event = ConsentEvent.__table__
+    with db.engine.begin() as connection:
+        row = connection.execute(db.select(event).order_by(event.c.id).limit(1)).mappings().one()
+        values = {**{k: v for k, v in row.items() if k != "id"}, "hash": "f" * 64}
+        if sqlite:  # the text as a hand-written INSERT would store it
+            values["occurred_at"] = "2024-05-06 07:08:09"
+            columns = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            statement = f"INSERT INTO consent_events ({columns}) VALUES ({marks})"
+            connection.exec_driver_sql(statement, tuple(values.values()))
+        else:
+            connection.execute(event.insert().values(**{**values, "occurred_at": moment}))
+
+    objects = json.loads(run(runner, "--format", "json").stdout)
+
+    assert objects[-1]["hash"] == "f" * 64
+    assert objects[-1]["occurred_at"] == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert objects[0]["occurred_at"] == all_events()[0].occurred_at.strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )

@@ -11,11 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from typing import TYPE_CHECKING
 
 from ..esp_feedback import (
     COMPLAINT,
@@ -27,6 +23,12 @@ from ..esp_feedback import (
     Signal,
     text,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# cryptography is imported where a signature is checked, not by every process
+# that loads the app (see dkim_signing).
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -43,6 +45,10 @@ KINDS = {
 
 def public_key(setting: str) -> ec.EllipticCurvePublicKey:
     """The key from ``SENDGRID_WEBHOOK_PUBLIC_KEY``; ValueError if it is not a P-256 key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
     try:
         key = load_der_public_key(base64.b64decode("".join(setting.split()), validate=True))
     except (binascii.Error, ValueError, UnsupportedAlgorithm) as error:
@@ -54,6 +60,10 @@ def public_key(setting: str) -> ec.EllipticCurvePublicKey:
 
 def verify(key: ec.EllipticCurvePublicKey, signature: str, timestamp: str, body: bytes) -> bool:
     """True if ``signature`` signs ``timestamp`` followed by the raw ``body``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         der = base64.b64decode(signature.strip(), validate=True)
         key.verify(der, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256()))
