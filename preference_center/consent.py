@@ -326,8 +326,16 @@ def lock_contact(contact: Contact) -> Contact:
 def lock_with_subscription(
     contact: Contact, mailing_list: MailingList
 ) -> tuple[Contact, Subscription | None]:
-    """``lock_contact`` and ``find_subscription`` in one statement: the contact's row
-    lock, and its subscription to the list (``None`` if it has none), both current."""
+    """``lock_contact`` and ``find_subscription``: the contact's row lock, and its
+    subscription to the list (``None`` if it has none), both current."""
+    if not _reads_under_the_lock_are_current():
+        contact = lock_contact(contact)
+        subscription = db.session.execute(
+            db.select(Subscription)
+            .where(Subscription.contact_id == contact.id, Subscription.list_id == mailing_list.id)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        return contact, subscription
     contact, subscription = db.session.execute(
         db.select(Contact, Subscription)
         .outerjoin(
@@ -335,7 +343,6 @@ def lock_with_subscription(
             (Subscription.contact_id == Contact.id) & (Subscription.list_id == mailing_list.id),
         )
         .where(Contact.id == contact.id)
-        .with_for_update(of=Contact)
         .execution_options(populate_existing=True)
     ).one()
     return contact, subscription
@@ -343,15 +350,31 @@ def lock_with_subscription(
 
 def lock_subscription(subscription: Subscription) -> Contact:
     """The row lock of the subscription's contact, and the subscription re-read under it
-    (``lock_contact`` and ``refresh`` in one statement); returns the contact."""
+    (``lock_contact`` and ``refresh``); returns the contact."""
+    if not _reads_under_the_lock_are_current():
+        contact = lock_contact(subscription.contact)
+        db.session.refresh(subscription)
+        return contact
     contact, _current = db.session.execute(
         db.select(Contact, Subscription)
         .join(Subscription, Subscription.contact_id == Contact.id)
         .where(Subscription.id == subscription.id)
-        .with_for_update(of=Contact)
         .execution_options(populate_existing=True)
     ).one()
     return contact
+
+
+def _reads_under_the_lock_are_current() -> bool:
+    """Whether one statement can both lock the contact and read its subscription.
+
+    On SQLite the transaction already holds the database's write lock (BEGIN
+    IMMEDIATE), so whatever it reads is current. On PostgreSQL it cannot: a
+    ``SELECT … FOR UPDATE OF contacts`` that waited for another writer re-checks
+    the contact's new row, but joined rows stay as its snapshot saw them, before
+    that writer committed (a subscription just inserted is missed). The
+    subscription is read in a statement of its own, after the lock.
+    """
+    return db.session.get_bind().dialect.name == "sqlite"
 
 
 def record(
