@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -170,9 +170,19 @@ def decode(data: bytes) -> tuple[str, str]:
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
 
 
+# A line and its ending as ``open(..., newline="")`` reads it: CR LF, CR or LF.
+LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z")
+
+
+def lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` one at a time, endings kept, without copying it whole
+    (``io.StringIO(text)`` holds four bytes a character: ~190 MB more at 1,000,000 rows)."""
+    return (match.group() for match in LINE.finditer(text))
+
+
 def records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     """Non-blank CSV records with the file line each starts on (quoted newlines kept)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(lines(text), delimiter=delimiter)
     start = 1
     try:
         for values in reader:

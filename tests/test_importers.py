@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 from datetime import timedelta
 
 import pytest
 from helpers import all_events, events_of, state_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preference_center import consent, importers, may_send, suppression
 from preference_center.consent import Via
@@ -512,3 +515,21 @@ def test_erased_addresses_are_found_across_query_chunks(runner, make, tmp_path):
 
     assert f"created {len(emails) - 1}," in result.output
     assert "suppressed 1," in result.output
+
+
+@given(st.text(alphabet=st.sampled_from('ab,"\r\n\u2028\x0c\x00é'), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_lines_are_split_as_a_file_opened_with_newline_empty_splits_them(text):
+    # The importer reads the CSV's lines lazily instead of through io.StringIO (which
+    # copies the whole file at four bytes a character); the csv module must see the
+    # very same lines: CR LF, CR and LF end one, nothing else does.
+    assert list(importers.lines(text)) == list(io.StringIO(text, newline=""))
+
+
+def test_a_file_with_old_mac_line_endings_is_read_row_by_row():
+    text = "email,name\rann@example.com,Ann\rbob@example.com,Bob\r"
+    assert [values for _line, values in importers.records(text)] == [
+        ["email", "name"],
+        ["ann@example.com", "Ann"],
+        ["bob@example.com", "Bob"],
+    ]
