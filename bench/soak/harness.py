@@ -182,6 +182,11 @@ class TcpProxy:
                 client.close()
                 continue
             with self.lock:
+                # A connection accepted as ``cut()`` ran belongs to the cut: dropped.
+                if self.listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
                 self.sockets.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -201,11 +206,15 @@ class TcpProxy:
                     self.sockets.discard(s)
 
     def cut(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
         with self.lock:
+            listener, self.listener = self.listener, None
             live = list(self.sockets)
+        if listener is not None:
+            # close() alone does not wake the thread blocked in accept(): the socket
+            # would go on listening until it took one more connection, which got through.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
         for s in live:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
