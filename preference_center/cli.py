@@ -295,9 +295,7 @@ def export_log_command(format_, since, until, list_slug, contact, bom, output):
     }
     try:
         if output is not None:
-            run, _recorded = log_export.write_export_file(
-                output, format_, filters, bom, actor=_actor()
-            )
+            run, _recorded = log_export.write_export(output, format_, filters, bom, actor=_actor())
         else:
             run = log_export.Export(format_, filters, bom)
             with click.open_file("-", "wb") as stdout:

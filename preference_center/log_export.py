@@ -552,29 +552,13 @@ def write_export(
     *,
     actor: str = "cli",
     admin_id: int | None = None,
-) -> dict:
+) -> tuple[Export, dict]:
     """Write an export to ``path`` and its manifest to ``<path>.manifest.json``.
 
     Each file appears whole or not at all (written beside, then renamed). The
-    export is recorded as an admin action (``Export.record_of_manifest``);
-    returns the manifest.
+    export is recorded as an admin action (``Export.record_of_manifest``); returns
+    the run and that record, holding no text or dict of every chain head.
     """
-    write_export_file(path, format, filters, bom, actor=actor, admin_id=admin_id)
-    manifest = Path(path).with_name(Path(path).name + ".manifest.json")
-    return json.loads(manifest.read_text(encoding="utf-8"))
-
-
-def write_export_file(
-    path: str | os.PathLike,
-    format: str,
-    filters: dict | None = None,
-    bom: bool = False,
-    *,
-    actor: str = "cli",
-    admin_id: int | None = None,
-) -> tuple[Export, dict]:
-    """``write_export`` returning the run and what its admin action recorded (no
-    text or dict of every chain head in memory)."""
     path = Path(path)
     export = Export(format, filters, bom)
     partial = path.with_name(path.name + ".part")

@@ -291,9 +291,10 @@ def test_every_export_is_recorded_as_an_admin_action(log, runner, tmp_path):
 
 
 def test_write_export_for_the_admin_area(log, tmp_path):
-    manifest = log_export.write_export(
+    log_export.write_export(
         tmp_path / "x.csv", "csv", {"list_slug": "notes"}, bom=True, actor="admin:7"
     )
+    manifest = json.loads((tmp_path / "x.csv.manifest.json").read_text(encoding="utf-8"))
 
     action = db.session.execute(db.select(AdminAction)).scalar_one()
     recorded = json.loads(action.detail)
